@@ -1,0 +1,34 @@
+# gigaflask: the two commands users need are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV_BIN := $(CURDIR)/.venv/bin
+export PATH := $(VENV_BIN):$(PATH)
+
+.PHONY: help setup engine images lint test demo demo-clean bench audit
+
+help:
+	@echo "make demo        deploy the whole stack to a local Ubuntu 20.04 container over SSH"
+	@echo "make demo-clean  remove the demo container"
+	@echo "make test        lint + every Molecule scenario, with a summary"
+	@echo "make lint        yamllint, ansible-lint (production) and the repository tests"
+	@echo "make setup       create .venv with the pinned toolchain"
+	@echo "make images      build the local test images (no registry needed)"
+
+setup:
+	@tools/setup
+
+engine:
+	@tools/engine
+	@tools/apt-cache
+
+images: engine
+	@molecule/images/build ubuntu2004
+	@molecule/images/build ubuntu2004 --flavor sshd
+	@molecule/images/build debian12
+
+lint: setup
+	yamllint --strict .
+	ansible-lint
+	python -m pytest tests -q
+
+test:
+	@tools/test
