@@ -1,0 +1,107 @@
+"""Talk to the nginx_site container from the controller, the way a browser or scanner would.
+
+Every request goes over the network to the container's address with the real name in SNI and Host
+(curl --resolve), never through `docker exec`.
+"""
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+DOMAIN = "gigaflask.test"
+NAMES = (DOMAIN, f"www.{DOMAIN}")
+SELFSIGNED_CERT = f"/etc/ssl/selfsigned/{DOMAIN}.crt"
+SITE_FILE = "/etc/nginx/sites-available/gigaflask"
+
+
+@dataclass
+class Response:
+    rc: int
+    status: int
+    headers: dict
+    body: bytes
+    stderr: str
+
+    def json(self):
+        return json.loads(self.body)
+
+    def describe(self):
+        return f"curl rc={self.rc} status={self.status} headers={self.headers}\n{self.body[:500]!r}\n{self.stderr}"
+
+
+class Site:
+    """The converged container seen from outside: its address and what nginx sees as our address."""
+
+    def __init__(self, host):
+        self.host = host
+        self.ip = host.check_output("hostname -I").split()[0]
+        # Requests from the controller reach the container from the Docker bridge's gateway.
+        self.client_ip = host.check_output("ip route show default").split()[2]
+
+    def resolve_args(self, names=NAMES):
+        args = []
+        for name in names:
+            for port in (80, 443):
+                args += ["--resolve", f"{name}:{port}:{self.ip}"]
+        return args
+
+    def curl(self, url, *args, cacert=None, names=NAMES, data=None):
+        """One request; returns the status, headers (lower-case names) and body, or curl's error."""
+        cmd = ["curl", "--silent", "--show-error", "--max-time", "15", "--dump-header", "-",
+               *self.resolve_args(names), *args]
+        cmd += ["--cacert", cacert] if cacert else ["--insecure"]
+        proc = subprocess.run(cmd + [url], capture_output=True, input=data, check=False)
+        head, _, body = proc.stdout.partition(b"\r\n\r\n")
+        lines = head.decode(errors="replace").split("\r\n")
+        status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP/") else 0
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        return Response(proc.returncode, status, headers, body, proc.stderr.decode(errors="replace"))
+
+    def s_client(self, *args, servername=DOMAIN):
+        """openssl s_client against port 443; returns (rc, combined output)."""
+        cmd = ["openssl", "s_client", "-connect", f"{self.ip}:443"]
+        if servername:
+            cmd += ["-servername", servername]
+        proc = subprocess.run(cmd + list(args), capture_output=True, input=b"", timeout=30, check=False)
+        # After the handshake s_client prints whatever the server sends (an HTTP/2 preface is binary).
+        return proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace")
+
+    def served_certificate(self, servername=DOMAIN):
+        """The PEM certificate nginx presents for a name."""
+        _, out = self.s_client(servername=servername)
+        start, end = out.find("-----BEGIN CERTIFICATE-----"), out.find("-----END CERTIFICATE-----")
+        assert start >= 0, out
+        return out[start:end + len("-----END CERTIFICATE-----")] + "\n"
+
+    def master_pid(self):
+        return self.host.check_output("cat /run/nginx.pid")
+
+    def stub_log(self):
+        return self.host.check_output("journalctl -u stub-upstream --no-pager -o cat")
+
+    def fetch(self, path, tmp_path):
+        """Copy a file from the container to a local path (for --cacert)."""
+        local = tmp_path / path.strip("/").replace("/", "_")
+        local.write_text(self.host.file(path).content_string)
+        return str(local)
+
+
+def gixy_issues(host, *extra_args):
+    """gixy's report on the configuration nginx actually runs (`nginx -T`), as a list of dicts."""
+    dump = host.check_output("nginx -T 2>/dev/null")
+    gixy = shutil.which("gixy") or Path(sys.executable).with_name("gixy")
+    proc = subprocess.run([str(gixy), "--format", "json", *extra_args, "-"], input=dump,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode in (0, 1), proc.stderr
+    return json.loads(proc.stdout or "[]")
+
+
+def server_names(issue):
+    return sorted(re.findall(r"server_name ([^;]+);", issue.get("config", "")))

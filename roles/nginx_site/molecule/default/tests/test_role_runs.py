@@ -1,0 +1,81 @@
+"""nginx_site under repeated, checked, bad and broken runs: nothing changes that should not, and a
+configuration nginx rejects is never activated."""
+import pytest
+
+from conftest import assert_no_changes
+from site_probe import DOMAIN, SITE_FILE, Site
+
+
+def nginx_state(host):
+    """Checksums of every file and link under /etc/nginx: what 'nothing changed' means for nginx."""
+    return host.check_output("find /etc/nginx \\( -type f -o -type l \\) -printf '%p %l\\n' "
+                             "-exec sh -c 'test -f \"$1\" && sha256sum < \"$1\"' _ {} \\; | sort")
+
+
+@pytest.fixture(scope="module")
+def site(host):
+    return Site(host)
+
+
+def test_check_mode_on_converged_host_changes_nothing(host, ansible_playbook):
+    before = nginx_state(host)
+    run = ansible_playbook("converge.yml", check=True, diff=True)
+    assert_no_changes(run)
+    assert nginx_state(host) == before
+
+
+@pytest.mark.parametrize("extra_vars, variable", [
+    ({"nginx_site_domain": "gigaflask test"}, "nginx_site_domain"),
+    ({"nginx_site_upstream": "127.0.0.1"}, "nginx_site_upstream"),
+], ids=["domain-with-space", "upstream-without-port"])
+def test_bad_input_fails_before_any_change(host, site, ansible_playbook, extra_vars, variable):
+    before, pid = nginx_state(host), site.master_pid()
+    run = ansible_playbook("converge.yml", extra_vars=extra_vars)
+    assert run.rc != 0, run.describe()
+    assert any(variable in message for message in run.failure_messages), run.describe()
+    assert run.changed == 0, run.describe()
+    assert nginx_state(host) == before
+    assert site.master_pid() == pid
+
+
+@pytest.fixture(scope="module")
+def rejected_change(host, site, ansible_playbook):
+    """Converge once more with a directive nginx does not know; return the run and the state before."""
+    before = {"site": host.file(SITE_FILE).sha256sum, "state": nginx_state(host), "pid": site.master_pid()}
+    run = ansible_playbook("converge.yml", extra_vars={"nginx_site_extra_directives": ["bogus_directive on;"]})
+    return run, before
+
+
+def test_rejected_configuration_fails_the_play_with_nginx_own_message(rejected_change):
+    run, _ = rejected_change
+    assert run.rc != 0, run.describe()
+    messages = "\n".join(run.failure_messages)
+    assert 'unknown directive "bogus_directive"' in messages, run.describe()
+    assert "nginx -t passes" in messages, run.describe()
+
+
+def test_rejected_configuration_is_not_left_in_place(host, rejected_change):
+    _, before = rejected_change
+    assert host.file(SITE_FILE).sha256sum == before["site"]
+    assert nginx_state(host) == before["state"], "no backup or half-written file may stay behind"
+    assert host.run("nginx -t").rc == 0
+
+
+def test_site_keeps_serving_the_previous_configuration_after_a_rejected_change(site, rejected_change):
+    _, before = rejected_change
+    response = site.curl(f"https://{DOMAIN}/")
+    assert response.status == 200 and response.json()["stub"] == "upstream", response.describe()
+    assert site.master_pid() == before["pid"], "nginx must not have been restarted"
+
+
+def test_rejected_first_configuration_of_a_new_site_leaves_nothing_behind(host, site, ansible_playbook):
+    before = nginx_state(host)
+    # A site that never existed: no backup to restore, the new file and link must go again.
+    run = ansible_playbook("site_entry.yml", extra_vars={
+        "nginx_site_name": "brandnew", "nginx_site_extra_directives": ["bogus_directive on;"]})
+    assert run.rc != 0, run.describe()
+    assert "nginx: [emerg]" in "\n".join(run.failure_messages), run.describe()
+    assert not host.file("/etc/nginx/sites-available/brandnew").exists
+    assert not host.file("/etc/nginx/sites-enabled/brandnew").exists
+    assert nginx_state(host) == before
+    assert site.curl(f"https://{DOMAIN}/").status == 200
