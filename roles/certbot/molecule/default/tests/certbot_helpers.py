@@ -82,7 +82,7 @@ def certbot(host, args, attempts=3):
     env = host.check_output("systemctl show -p Environment --value certbot.service")
     for _ in range(attempts):
         result = host.run(f"env {env} certbot {args} --no-random-sleep-on-renew")
-        if result.rc == 0 or "badNonce" not in result.stdout + result.stderr:
+        if result.rc == 0 or not re.search(r"badNonce|anti-replay nonce", result.stdout + result.stderr):
             break
     return result
 

@@ -24,6 +24,7 @@ def test_deploy_hook_reloads_nginx_with_the_renewed_certificate(host, target_ip,
     # Nobody but certbot's deploy hook reloads nginx here.
     result = certbot(host, "renew --force-renewal")
     assert result.rc == 0, result.stdout + result.stderr + certbot_log(host)
+    assert "deploy hook: nginx reloaded" in result.stdout + result.stderr + certbot_log(host)
     tls = served(target_ip, NAMES[0], pebble_root)
     assert tls.verify == (0, "ok"), tls.output[-2000:]
     assert tls.serial != old, "nginx still serves the previous certificate: the deploy hook did not reload it"
