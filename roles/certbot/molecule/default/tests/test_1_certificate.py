@@ -85,6 +85,22 @@ def test_bad_input_fails_before_any_change_naming_the_variable(host, ansible_pla
     assert sorted(host.check_output("ls /etc/letsencrypt/live").split()) == ["README", "gigaflask.test"]
 
 
+def test_a_name_nginx_does_not_serve_fails_before_any_order(host, ansible_playbook):
+    # nginx_site does not answer for this name (its catch-all closes the connection), so the ACME
+    # server could not validate it: the role must stop before certbot sends an order.
+    log_before = host.file("/var/log/letsencrypt/letsencrypt.log").mtime
+    serial_before = file_serial(host)
+    run = ansible_playbook("converge.yml", extra_vars={"certbot_domains": NAMES + ["elsewhere.gigaflask.test"]},
+                           tags=["certbot"])
+    assert run.rc != 0, run.describe()
+    assert any("does not serve" in m and "elsewhere.gigaflask.test" in m for m in run.failure_messages), \
+        run.describe()
+    assert not any("Order the certificate with certbot" in t["task"]["name"] for t in run.tasks), run.describe()
+    assert host.file("/var/log/letsencrypt/letsencrypt.log").mtime == log_before, "certbot ran"
+    assert file_serial(host) == serial_before
+    assert not host.file("/var/www/acme/.well-known/acme-challenge/gigaflask-probe").exists
+
+
 # ---------------------------------------------------------------------------------------------
 # renewal
 
