@@ -93,6 +93,28 @@ class Site:
         return str(local)
 
 
+def server_blocks(host):
+    """Every `server { ... }` block of the running configuration (`nginx -T`), as
+    (server_name, [listen arguments]) pairs."""
+    dump = host.check_output("nginx -T 2>/dev/null")
+    dump = re.sub(r"#[^\n]*", "", dump)
+    blocks, depth, start = [], 0, None
+    for match in re.finditer(r"\bserver\s*\{|\{|\}", dump):
+        token = match.group(0)
+        if token != "}" and token.startswith("server") and start is None:
+            start, depth = match.end(), 1
+        elif start is not None:
+            depth += 1 if token == "{" else -1
+            if depth == 0:
+                body = dump[start:match.start()]
+                top = re.sub(r"\{[^{}]*\}", "", body)  # drop nested location blocks
+                name = re.search(r"\bserver_name\s+([^;]+);", top)
+                listens = re.findall(r"\blisten\s+([^;]+);", top)
+                blocks.append((name.group(1).strip() if name else "", listens))
+                start = None
+    return blocks
+
+
 def gixy_issues(host, *extra_args):
     """gixy's report on the configuration nginx actually runs (`nginx -T`), as a list of dicts."""
     dump = host.check_output("nginx -T 2>/dev/null")

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from conftest import journal
-from site_probe import DOMAIN, NAMES, SELFSIGNED_CERT, SITE_FILE, Site
+from site_probe import DOMAIN, NAMES, SELFSIGNED_CERT, SITE_FILE, Site, server_blocks
 
 
 @pytest.fixture(scope="module")
@@ -160,10 +160,20 @@ def test_site_is_enabled_by_symlink_and_the_default_site_is_gone(host):
     assert not any(name.endswith("/default") for name in files), files
 
 
-def test_nginx_listens_on_ipv4_and_ipv6(host):
+def test_every_server_listens_on_ipv4_and_ipv6(host):
     sockets = host.check_output("ss -ltnH")
     for address in ("0.0.0.0:80", "0.0.0.0:443", "[::]:80", "[::]:443"):
         assert re.search(rf"\s{re.escape(address)}\s", sockets), sockets
+    # Both of our servers and both catch-alls, each on both families: a server missing its [::]
+    # listen would leave IPv6 visitors to the catch-all.
+    site = f"{DOMAIN} www.{DOMAIN}"
+    expected = {
+        ("_", ("80 default_server", "[::]:80 default_server")),
+        ("_", ("443 ssl http2 default_server", "[::]:443 ssl http2 default_server")),
+        (site, ("80", "[::]:80")),
+        (site, ("443 ssl http2", "[::]:443 ssl http2")),
+    }
+    assert {(name, tuple(listens)) for name, listens in server_blocks(host)} == expected
 
 
 def test_effective_proxy_settings(host):

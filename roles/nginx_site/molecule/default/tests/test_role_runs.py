@@ -68,14 +68,23 @@ def test_site_keeps_serving_the_previous_configuration_after_a_rejected_change(s
     assert site.master_pid() == before["pid"], "nginx must not have been restarted"
 
 
-def test_rejected_first_configuration_of_a_new_site_leaves_nothing_behind(host, site, ansible_playbook):
-    before = nginx_state(host)
-    # A site that never existed: no backup to restore, the new file and link must go again.
-    run = ansible_playbook("site_entry.yml", extra_vars={
-        "nginx_site_name": "brandnew", "nginx_site_extra_directives": ["bogus_directive on;"]})
-    assert run.rc != 0, run.describe()
-    assert "nginx: [emerg]" in "\n".join(run.failure_messages), run.describe()
-    assert not host.file("/etc/nginx/sites-available/brandnew").exists
-    assert not host.file("/etc/nginx/sites-enabled/brandnew").exists
-    assert nginx_state(host) == before
+def test_rejected_first_run_leaves_the_fresh_host_as_it_was(host, site, ansible_playbook):
+    # Back to a fresh install: no site of ours, the distribution's default site enabled and served.
+    host.run("rm -f /etc/nginx/sites-enabled/gigaflask /etc/nginx/sites-available/gigaflask"
+             " && ln -s /etc/nginx/sites-available/default /etc/nginx/sites-enabled/default"
+             " && systemctl reload nginx && sleep 1")
+    try:
+        fresh, pid = nginx_state(host), site.master_pid()
+        assert site.curl(f"http://{site.ip}/").status == 200, "the default site should be served now"
+        run = ansible_playbook("site_entry.yml", extra_vars={"nginx_site_extra_directives": ["bogus_directive on;"]})
+        assert run.rc != 0, run.describe()
+        assert 'unknown directive "bogus_directive"' in "\n".join(run.failure_messages), run.describe()
+        # No backup to restore: the new file and link are removed and the default site is enabled again.
+        assert nginx_state(host) == fresh
+        assert host.run("nginx -t").rc == 0
+        assert site.curl(f"http://{site.ip}/").status == 200
+        assert site.master_pid() == pid
+    finally:
+        restored = ansible_playbook("site_entry.yml")
+    assert restored.rc == 0, restored.describe()
     assert site.curl(f"https://{DOMAIN}/").status == 200

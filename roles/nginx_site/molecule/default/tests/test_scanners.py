@@ -8,8 +8,14 @@ import pytest
 
 from site_probe import DOMAIN, Site, gixy_issues, server_names
 
-# testssl.sh severities, lowest first; WARN and FATAL mean the scan itself went wrong.
+# testssl.sh severities, lowest first; WARN and FATAL mean the scan itself went wrong and count as
+# findings, except for the checks below.
 SEVERITIES = ["DEBUG", "INFO", "OK", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
+
+# testssl.sh 3.0's session resumption probes race TLS 1.3's post-handshake NewSessionTicket (which
+# OpenSSL 1.1.1 still sends, stateful, with ssl_session_tickets off) and now and then report a
+# "connect problem". Resumption carries no severity either way.
+FLAKY_CHECKS = {"sessionresumption_ticket", "sessionresumption_ID"}
 
 # Findings of MEDIUM or higher that are expected, each with the exact text testssl gives it.
 ALLOWED_FINDINGS = {
@@ -44,7 +50,8 @@ def testssl_findings(host, tmp_path_factory):
 def test_testssl_finds_nothing_medium_or_higher_beyond_the_listed_exceptions(testssl_findings):
     findings, output = testssl_findings
     serious = {f["id"]: f["finding"] for f in findings
-               if f["severity"] not in SEVERITIES or SEVERITIES.index(f["severity"]) >= SEVERITIES.index("MEDIUM")}
+               if (f["severity"] not in SEVERITIES and not (f["severity"] == "WARN" and f["id"] in FLAKY_CHECKS))
+               or (f["severity"] in SEVERITIES and SEVERITIES.index(f["severity"]) >= SEVERITIES.index("MEDIUM"))}
     unexpected = {fid: text for fid, text in serious.items() if ALLOWED_FINDINGS.get(fid) != text}
     assert not unexpected, f"{unexpected}\n{output[-4000:]}"
 
