@@ -7,6 +7,7 @@
     assert load.stats["failures"] == 0, load.describe()
 """
 import base64
+import re
 import json
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ class LoadClient:
     def __init__(self, host, target, name="load", interval=0.005, path="/", warmup=1.0):
         self.host = host
         self.target = target
-        self.out = f"/tmp/gf-{name}.json"
+        self.out = "/tmp/gf-load-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", name) + ".json"
         self.interval = interval
         self.path = path
         self.warmup = warmup
