@@ -1,0 +1,198 @@
+"""python_app alone: what a release is, who may read what, and how releases come and go.
+
+The converge (converge.yml) deploys the sample app as the dedicated system user `gfapp` with
+python_app_keep_releases: 2. The tests run in file order: read-only checks first, then check
+mode and bad input on the converged host, then deploys of other sources, rollback and git.
+Every test takes the `host` fixture: pytest moves tests without Testinfra's (parametrized,
+module-scoped) `host` behind those with it, which would break that order.
+"""
+import hashlib
+import json
+import shlex
+
+import pytest
+
+from conftest import ROOT, assert_no_changes
+
+APP_ROOT = "/srv/gigaflask"
+APP_USER = "gfapp"
+GREETING = "Hi 'there', $HOME \"quoted\" & more"  # converge.yml's APP_GREETING
+
+
+def current_release(host):
+    return host.file(f"{APP_ROOT}/current").linked_to
+
+
+def releases(host):
+    return sorted(host.run(f"ls -1 {APP_ROOT}/releases").stdout.split())
+
+
+def release_json(host, release):
+    return json.loads(host.file(f"{release}/.release.json").content_string)
+
+
+def as_app_user(host, script):
+    """Run a shell script as the app user with the app's environment, in the current release."""
+    inner = f"set -a; . {APP_ROOT}/shared/env; set +a; cd {APP_ROOT}/current && {script}"
+    return host.run(f"runuser -u {APP_USER} -- sh -c {shlex.quote(inner)}")
+
+
+def env_value(host, name):
+    script = f'set -a; . {APP_ROOT}/shared/env; printf %s "${name}"'
+    result = host.run(f"sh -c {shlex.quote(script)}")
+    assert result.rc == 0, result.stderr
+    return result.stdout
+
+
+def snapshot(host):
+    """What a failed run must leave alone."""
+    return host.run(f"cd {APP_ROOT} && readlink current && ls -1 releases && "
+                    "sha256sum shared/env shared/secret_key").stdout
+
+
+def make_source(tmp_path_factory, name, version, requirements_extra=""):
+    """A copy of the sample app with another VERSION (and optionally another requirement)."""
+    src = tmp_path_factory.mktemp(name)
+    for path in (ROOT / "app").rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            target = src / path.relative_to(ROOT / "app")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    (src / "VERSION").write_text(version + "\n")
+    if requirements_extra:
+        with (src / "requirements.txt").open("a") as handle:
+            handle.write(requirements_extra + "\n")
+    return src
+
+
+# --- the converged host ---------------------------------------------------------------------------
+
+def test_current_is_a_complete_release_of_the_sample_app(host):
+    release = current_release(host)
+    assert release.startswith(f"{APP_ROOT}/releases/"), release
+    meta = release_json(host, release)
+    assert meta["id"] == release.rsplit("/", 1)[1] and meta["source"] == "local", meta
+    for name in ("app.py", "VERSION", "requirements.txt", "static/style.css"):
+        local = hashlib.sha256((ROOT / "app" / name).read_bytes()).hexdigest()
+        assert host.file(f"{release}/{name}").sha256sum == local, f"{name} differs from app/{name}"
+
+
+def test_release_venv_serves_the_app_with_its_requirements_and_pinned_gunicorn(host):
+    result = as_app_user(host, "venv/bin/python -c 'from app import app; "
+                               "r = app.test_client().get(\"/healthz\"); print(r.status_code, r.get_json()[\"version\"])'")
+    assert result.rc == 0, result.stderr
+    assert result.stdout.split() == ["200", (ROOT / "app/VERSION").read_text().strip()]
+    assert as_app_user(host, "venv/bin/gunicorn --version").stdout.split()[-1].strip("()") == "23.0.0"
+    freeze = as_app_user(host, "venv/bin/pip freeze").stdout.lower().splitlines()
+    assert "flask==3.0.3" in freeze, freeze
+
+
+def test_app_user_is_an_unprivileged_system_user_who_cannot_change_the_code(host):
+    user = host.user(APP_USER)
+    assert 0 < user.uid < 1000 and user.shell == "/usr/sbin/nologin", (user.uid, user.shell)
+    write = host.run(f"runuser -u {APP_USER} -- touch {APP_ROOT}/current/app.py {APP_ROOT}/current/venv/bin/x")
+    assert write.rc != 0, "the app user can change its own code"
+    log = host.run(f"runuser -u {APP_USER} -- touch {APP_ROOT}/shared/log/probe && rm {APP_ROOT}/shared/log/probe")
+    assert log.rc == 0, f"the app user cannot write its log directory: {log.stderr}"
+
+
+def test_env_file_is_readable_by_the_app_user_only(host):
+    env = host.file(f"{APP_ROOT}/shared/env")
+    assert (env.user, env.group, env.mode) == (APP_USER, APP_USER, 0o600)
+    assert host.run(f"runuser -u nobody -- cat {APP_ROOT}/shared/env").rc != 0, "nobody can read the env file"
+    assert as_app_user(host, "true").rc == 0
+
+
+def test_env_file_values_survive_shell_quoting(host):
+    assert env_value(host, "APP_GREETING") == GREETING
+
+
+def test_generated_secret_key_is_in_the_env_file(host):
+    secret = env_value(host, "SECRET_KEY")
+    assert len(secret) == 64 and secret.isalnum(), "SECRET_KEY was not generated"
+    assert host.file(f"{APP_ROOT}/shared/secret_key").content_string.strip() == secret
+    assert host.file(f"{APP_ROOT}/shared/secret_key").mode == 0o600
+
+
+def test_check_mode_on_converged_host_changes_nothing(host, ansible_playbook):
+    assert_no_changes(ansible_playbook("converge.yml", check=True, diff=True))
+
+
+@pytest.mark.parametrize("extra_vars, variable", [
+    ({"python_app_source": "svn"}, "python_app_source"),
+    ({"python_app_source": "git"}, "python_app_repo"),
+    ({"python_app_keep_releases": 1}, "python_app_keep_releases"),
+    ({"python_app_env": {"NOT VALID": "x"}}, "python_app_env"),
+])
+def test_bad_input_fails_before_any_change(host, ansible_playbook, extra_vars, variable):
+    before = snapshot(host)
+    run = ansible_playbook("converge.yml", extra_vars=extra_vars)
+    assert run.rc != 0, run.describe()
+    assert run.changed == 0, run.describe()
+    assert any(variable in message for message in run.failure_messages), run.describe()
+    assert snapshot(host) == before
+
+
+# --- other sources --------------------------------------------------------------------------------
+
+def test_new_sources_become_new_releases_and_only_n_are_kept(host, ansible_playbook, tmp_path_factory):
+    secret = env_value(host, "SECRET_KEY")
+    first = current_release(host)
+    built = []
+    for version in ("2.0.0", "3.0.0"):
+        src = make_source(tmp_path_factory, f"app-{version}", version)
+        run = ansible_playbook("converge.yml", extra_vars={"python_app_src": str(src)})
+        assert run.rc == 0, run.describe()
+        built.append(current_release(host))
+        assert host.file(f"{built[-1]}/VERSION").content_string.strip() == version
+    assert len(set(built + [first])) == 3, "a new source did not make a new release"
+    assert releases(host) == sorted(path.rsplit("/", 1)[1] for path in built), "not exactly the 2 newest kept"
+    assert env_value(host, "SECRET_KEY") == secret, "the generated SECRET_KEY changed"
+
+
+def test_same_content_from_another_directory_is_not_a_new_release(host, ansible_playbook, tmp_path_factory):
+    release = current_release(host)
+    src = make_source(tmp_path_factory, "app-3.0.0-again", "3.0.0")
+    for path in src.rglob("*"):
+        path.touch()  # other file times, same content
+    run = ansible_playbook("converge.yml", extra_vars={"python_app_src": str(src)})
+    assert_no_changes(run)
+    assert current_release(host) == release
+
+
+def test_rollback_makes_the_previous_release_current(host, ansible_playbook):
+    newest = current_release(host)
+    previous = [path for path in releases(host) if not newest.endswith(path)]
+    run = ansible_playbook("rollback.yml")
+    assert run.rc == 0, run.describe()
+    assert current_release(host) == f"{APP_ROOT}/releases/{previous[0]}"
+    assert host.file(f"{newest}/.rolled-back").exists
+
+    # Nothing older is left (keep 2): a second rollback says so and changes nothing.
+    again = ansible_playbook("rollback.yml")
+    assert again.rc != 0 and again.changed == 0, again.describe()
+    assert any("no earlier release to roll back to" in message for message in again.failure_messages), \
+        again.describe()
+
+
+def test_git_source_deploys_the_tagged_commit(host, ansible_playbook):
+    setup = host.run(
+        "set -e; rm -rf /srv/git /tmp/gf-work; git init -q --bare /srv/git/app.git; "
+        f"mkdir /tmp/gf-work; cd {APP_ROOT}/current; cp -r app.py VERSION requirements.txt static /tmp/gf-work; "
+        "cd /tmp/gf-work; "
+        "echo 7.0.0 > VERSION; git init -q; git add -A; "
+        "git -c user.name=t -c user.email=t@example.com commit -qm v7; git tag v7.0.0; "
+        "echo 7.1.0 > VERSION; git -c user.name=t -c user.email=t@example.com commit -qam v7.1; "
+        "git push -q /srv/git/app.git HEAD:refs/heads/main --tags; git rev-parse v7.0.0")
+    assert setup.rc == 0, setup.stderr
+    tagged = setup.stdout.strip()
+    run = ansible_playbook("converge.yml", extra_vars={"python_app_source": "git",
+                                                       "python_app_repo": "file:///srv/git/app.git",
+                                                       "python_app_version": "v7.0.0"})
+    assert run.rc == 0, run.describe()
+    release = current_release(host)
+    assert release_json(host, release)["commit"] == tagged
+    assert host.file(f"{release}/VERSION").content_string.strip() == "7.0.0"
+    assert not host.file(f"{release}/.git").exists
+    result = as_app_user(host, "venv/bin/python -c 'from app import VERSION; print(VERSION)'")
+    assert result.stdout.strip() == "7.0.0", result.stderr
