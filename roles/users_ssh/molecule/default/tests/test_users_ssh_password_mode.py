@@ -20,7 +20,8 @@ def address(host):
 
 
 def test_password_sudo_mode_asks_the_deploy_user_for_its_password(ansible_playbook, address, host):
-    run = ansible_playbook("converge.yml", extra_vars={
+    # `users`: the sudo policy lives with the user tasks.
+    run = ansible_playbook("converge.yml", tags="users", extra_vars={
         "users_ssh_sudo_mode": "password", "users_ssh_password_hash": PASSWORD_HASH})
     assert run.rc == 0 and run.failed == 0, run.describe()
     assert not host.file(f"/etc/sudoers.d/90-{USER}").exists
