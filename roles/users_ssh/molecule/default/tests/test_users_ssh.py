@@ -1,0 +1,186 @@
+"""users_ssh on a droplet-like container whose sshd_config and a drop-in turn root and password login
+on (see prepare.yml). Everything that matters is checked the way a client or sshd sees it: real
+SSH logins from the host, `sshd -T`, ssh-audit, sudo run by the deploy user."""
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_no_changes, journal
+from tests.lib.ssh import container_address, offered_methods, ssh, ssh_audit, ssh_with_password
+
+POLICY = "Hardened Ubuntu Server 20.04 LTS (version 5)"
+USER = "gigaflask"
+EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "."))
+KEY_FROM_FILE = EPHEMERAL / "key_from_file"
+KEY_FROM_STRING = EPHEMERAL / "key_from_string"
+KEY_STRAY = EPHEMERAL / "key_stray"
+
+
+@pytest.fixture(scope="module")
+def address(host):
+    return container_address(host.backend.get_hostname())
+
+
+def effective(host, user=None):
+    """`sshd -T` as a dict of keyword -> list of values (sshd prints repeated keywords once per value)."""
+    cmd = "/usr/sbin/sshd -T"
+    if user:
+        cmd += f" -C user={user},host=client.example,addr=198.51.100.7"
+    out = host.check_output(cmd)
+    settings = {}
+    for line in out.splitlines():
+        key, _, value = line.partition(" ")
+        settings.setdefault(key, []).append(value)
+    return settings
+
+
+def sha256(host, path):
+    return host.check_output(f"sha256sum {path}").split()[0]
+
+
+@pytest.mark.parametrize("user", [None, "root", USER])
+def test_effective_sshd_settings_win_over_the_planted_conflicts(host, user):
+    # prepare.yml planted these; they must still be there, and lose.
+    planted = host.file("/etc/ssh/sshd_config.d/50-cloud-init.conf").content_string
+    assert "PermitRootLogin yes" in planted and "PasswordAuthentication yes" in planted
+    sshd = effective(host, user)
+    expected = {
+        "permitrootlogin": ["no"], "passwordauthentication": ["no"],
+        "kbdinteractiveauthentication": ["no"], "challengeresponseauthentication": ["no"],
+        "pubkeyauthentication": ["yes"], "permitemptypasswords": ["no"], "x11forwarding": ["no"],
+        "maxauthtries": ["3"], "logingracetime": ["30"], "clientaliveinterval": ["300"],
+        "clientalivecountmax": ["2"], "authorizedkeysfile": [".ssh/authorized_keys"], "port": ["22"],
+        "hostkey": ["/etc/ssh/ssh_host_rsa_key", "/etc/ssh/ssh_host_ed25519_key"],
+        "kexalgorithms": ["curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,"
+                          "diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256"],
+        "ciphers": ["chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,"
+                    "aes256-ctr,aes192-ctr,aes128-ctr"],
+        "macs": ["hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,umac-128-etm@openssh.com"],
+        "hostkeyalgorithms": ["rsa-sha2-512,rsa-sha2-256,ssh-ed25519"],
+    }
+    actual = {key: sshd.get(key) for key in expected}
+    assert actual == expected
+
+
+def test_ssh_audit_hardened_ubuntu_20_04_policy_passes(address, host):
+    audit = ssh_audit(address, POLICY)
+    assert audit.returncode == 0 and "Passed" in audit.stdout, audit.stdout + audit.stderr + journal(host, "ssh")
+
+
+def test_server_offers_only_an_rsa_4096_and_an_ed25519_host_key(address):
+    scan = subprocess.run(["ssh-keyscan", "-T", "10", "-t", "rsa,ecdsa,ed25519,dsa", address],
+                          capture_output=True, text=True, check=False)
+    keys = [line.split()[1] for line in scan.stdout.splitlines() if line and not line.startswith("#")]
+    assert sorted(keys) == ["ssh-ed25519", "ssh-rsa"], scan.stdout + scan.stderr
+    rsa = next(line for line in scan.stdout.splitlines() if " ssh-rsa " in line)
+    bits = subprocess.run(["ssh-keygen", "-l", "-f", "-"], input=rsa.split(None, 1)[1], capture_output=True,
+                          text=True, check=True).stdout.split()[0]
+    assert bits == "4096"
+
+
+def test_no_group_exchange_modulus_below_3072_bits_is_left(host):
+    sizes = [int(line.split()[4]) + 1 for line in host.file("/etc/ssh/moduli").content_string.splitlines()
+             if line and not line.startswith("#")]
+    assert sizes and min(sizes) >= 3072, sorted(set(sizes))
+
+
+@pytest.mark.parametrize("key", [KEY_FROM_FILE, KEY_FROM_STRING], ids=["key-file", "key-string"])
+def test_deploy_user_logs_in_with_each_authorized_key(address, host, key):
+    login = ssh(address, USER, "id -un; echo $SHELL; id -Gn; echo $HOME", key=key)
+    assert login.returncode == 0, login.stderr + journal(host, "ssh")
+    name, shell, groups, home = login.stdout.splitlines()
+    assert (name, shell, home) == (USER, "/bin/bash", f"/home/{USER}")
+    assert "sudo" in groups.split()
+
+
+def test_deploy_user_runs_sudo_without_a_password(address):
+    sudo = ssh(address, USER, "sudo -n id -u", key=KEY_FROM_FILE)
+    assert sudo.returncode == 0 and sudo.stdout.strip() == "0", sudo.stdout + sudo.stderr
+
+
+def test_sudoers_drop_in_is_valid_and_private(host):
+    check = host.run("visudo -c")
+    assert check.rc == 0, check.stdout + check.stderr
+    sudoers = host.file(f"/etc/sudoers.d/90-{USER}")
+    assert (sudoers.user, sudoers.group, sudoers.mode) == ("root", "root", 0o440)
+
+
+def test_key_not_listed_is_refused_in_exclusive_mode(address):
+    stray = ssh(address, USER, key=KEY_STRAY)
+    assert stray.returncode == 255 and "Permission denied (publickey)" in stray.stderr, stray.stderr
+
+
+def test_ssh_directory_and_authorized_keys_are_private(host):
+    ssh_dir = host.file(f"/home/{USER}/.ssh")
+    keys = host.file(f"/home/{USER}/.ssh/authorized_keys")
+    assert (ssh_dir.user, ssh_dir.mode) == (USER, 0o700)
+    assert (keys.user, keys.mode) == (USER, 0o600)
+
+
+def test_root_login_is_refused_even_with_its_authorized_key(address, host):
+    # prepare.yml gave root this key, as a droplet's metadata does: the refusal is sshd's policy.
+    root_key = KEY_FROM_STRING.with_suffix(".pub").read_text().split()[1]
+    assert root_key in host.file("/root/.ssh/authorized_keys").content_string
+    root = ssh(address, "root", key=KEY_FROM_STRING)
+    assert root.returncode == 255 and "Permission denied (publickey)" in root.stderr, root.stderr
+    assert "ROOT LOGIN REFUSED" in journal(host, "ssh", lines=200)
+
+
+def test_password_login_is_refused_even_with_the_right_password(address, host):
+    shadow_before = host.check_output(f"getent shadow {USER}").split(":")[1]
+    host.run_expect([0], f"echo '{USER}:Correct-horse-42' | chpasswd")
+    try:
+        attempt = ssh_with_password(address, USER, "Correct-horse-42", "id -un")
+    finally:
+        host.run_expect([0], f"usermod -p '{shadow_before}' {USER}")
+    assert attempt.returncode != 0 and attempt.stdout.strip() != USER, attempt.stdout
+    assert "Permission denied (publickey)" in attempt.stderr, attempt.stderr[-2000:]
+    assert offered_methods(attempt.stderr) == {"publickey"}, attempt.stderr[-2000:]
+
+
+def test_check_mode_on_converged_host_changes_nothing(ansible_playbook):
+    run = ansible_playbook("converge.yml", check=True, diff=True)
+    assert_no_changes(run)
+
+
+def test_existing_key_satisfies_the_lockout_guard_when_not_exclusive(ansible_playbook):
+    # No key in the variables, but the deploy user already has keys on the host: nothing to do.
+    # `users`: the guard and the key tasks; the sshd tasks have nothing to do with it.
+    run = ansible_playbook("converge.yml", tags="users", extra_vars={
+        "users_ssh_authorized_keys": [], "users_ssh_authorized_key_files": [],
+        "users_ssh_authorized_keys_exclusive": False})
+    assert_no_changes(run)
+
+
+@pytest.mark.parametrize("extra_vars, variable", [
+    ({"users_ssh_user": "probe", "users_ssh_authorized_keys": [], "users_ssh_authorized_key_files": []},
+     "users_ssh_authorized_keys"),
+    ({"users_ssh_user": "probe", "users_ssh_port": "twenty-two"}, "users_ssh_port"),
+    ({"users_ssh_user": "probe", "users_ssh_sudo_mode": "sometimes"}, "users_ssh_sudo_mode"),
+    ({"users_ssh_user": "probe", "users_ssh_ciphers": ["rot13-cbc"]}, "users_ssh_ciphers"),
+], ids=["password-off-and-no-keys", "non-numeric-port", "unknown-sudo-mode", "cipher-sshd-rejects"])
+def test_bad_input_fails_before_any_change(ansible_playbook, host, extra_vars, variable):
+    config_before = sha256(host, "/etc/ssh/sshd_config")
+    run = ansible_playbook("converge.yml", extra_vars=extra_vars)
+    assert run.rc != 0, run.describe()
+    assert any(variable in message for message in run.failure_messages), run.describe()
+    assert run.changed == 0, run.describe()
+    assert not host.user("probe").exists
+    assert sha256(host, "/etc/ssh/sshd_config") == config_before
+    assert host.service("ssh").is_running
+
+
+def test_match_block_that_would_let_root_in_stops_the_role_before_writing(ansible_playbook, host):
+    drop_in = "/etc/ssh/sshd_config.d/60-root-from-anywhere.conf"
+    config_before = sha256(host, "/etc/ssh/sshd_config")
+    host.run_expect([0], f"printf 'Match User root\\n  PermitRootLogin yes\\n' > {drop_in}")
+    try:
+        run = ansible_playbook("converge.yml")
+    finally:
+        host.run_expect([0], f"rm -f {drop_in}")
+    assert run.rc != 0 and run.changed == 0, run.describe()
+    assert any("sshd_config.d" in message and "permitrootlogin no" in message
+               for message in run.failure_messages), run.describe()
+    assert sha256(host, "/etc/ssh/sshd_config") == config_before
