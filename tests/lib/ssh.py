@@ -92,3 +92,18 @@ def ssh_audit(address, policy, *, port=22, netns_pid=None):
     if netns_pid:
         cmd = ["nsenter", "-t", str(netns_pid), "-n", *cmd]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def assert_password_login_is_refused(host, address, user):
+    """Give `user` a known password, try it over SSH, and assert the server refused it and offered
+    only publickey. The user's previous password hash is put back whatever happens."""
+    password = "Correct-horse-42"
+    shadow_before = host.check_output(f"getent shadow {user}").split(":")[1]
+    host.run_expect([0], f"echo '{user}:{password}' | chpasswd")
+    try:
+        attempt = ssh_with_password(address, user, password, "id -un")
+    finally:
+        host.run_expect([0], f"usermod -p '{shadow_before}' {user}")
+    assert attempt.returncode != 0 and attempt.stdout.strip() != user, attempt.stdout
+    assert "Permission denied (publickey)" in attempt.stderr, attempt.stderr[-2000:]
+    assert offered_methods(attempt.stderr) == {"publickey"}, attempt.stderr[-2000:]

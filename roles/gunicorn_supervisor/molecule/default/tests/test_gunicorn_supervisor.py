@@ -14,6 +14,7 @@ import shlex
 import pytest
 
 from conftest import ROOT, assert_no_changes
+from tests.lib.apps import copy_app
 from tests.lib.load import LoadClient
 from tests.lib.measure import record
 from tests.lib.target_http import get
@@ -70,27 +71,6 @@ def snapshot(host):
     return status + host.run(f"readlink {APP_ROOT}/current; ls -1 {APP_ROOT}/releases; "
                              f"sha256sum /etc/supervisor/conf.d/{PROGRAM}.conf /etc/gunicorn/{PROGRAM}.conf.py "
                              f"{APP_ROOT}/shared/env {SLOTS}").stdout
-
-
-def copy_app(tmp_path_factory, name, version, edit=None, requirement=None):
-    """A copy of the sample app on the controller with another VERSION (and code or requirement)."""
-    src = tmp_path_factory.mktemp(name)
-    for path in (ROOT / "app").rglob("*"):
-        if path.is_file() and "__pycache__" not in path.parts:
-            target = src / path.relative_to(ROOT / "app")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(path.read_bytes())
-    (src / "VERSION").write_text(version + "\n")
-    if edit:
-        code = (src / "app.py").read_text()
-        for old, new in edit:
-            assert old in code, old
-            code = code.replace(old, new)
-        (src / "app.py").write_text(code)
-    if requirement:
-        with (src / "requirements.txt").open("a") as handle:
-            handle.write(requirement + "\n")
-    return src
 
 
 @pytest.fixture(scope="module")

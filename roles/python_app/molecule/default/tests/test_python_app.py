@@ -13,6 +13,7 @@ import shlex
 import pytest
 
 from conftest import ROOT, assert_no_changes
+from tests.lib.apps import copy_app
 
 APP_ROOT = "/srv/gigaflask"
 APP_USER = "gfapp"
@@ -48,21 +49,6 @@ def snapshot(host):
     """What a failed run must leave alone."""
     return host.run(f"cd {APP_ROOT} && readlink current && ls -1 releases && "
                     "sha256sum shared/env shared/secret_key").stdout
-
-
-def make_source(tmp_path_factory, name, version, requirements_extra=""):
-    """A copy of the sample app with another VERSION (and optionally another requirement)."""
-    src = tmp_path_factory.mktemp(name)
-    for path in (ROOT / "app").rglob("*"):
-        if path.is_file() and "__pycache__" not in path.parts:
-            target = src / path.relative_to(ROOT / "app")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(path.read_bytes())
-    (src / "VERSION").write_text(version + "\n")
-    if requirements_extra:
-        with (src / "requirements.txt").open("a") as handle:
-            handle.write(requirements_extra + "\n")
-    return src
 
 
 # --- the converged host ---------------------------------------------------------------------------
@@ -140,7 +126,7 @@ def test_new_sources_become_new_releases_and_only_n_are_kept(host, ansible_playb
     first = current_release(host)
     built = []
     for version in ("2.0.0", "3.0.0"):
-        src = make_source(tmp_path_factory, f"app-{version}", version)
+        src = copy_app(tmp_path_factory, f"app-{version}", version)
         run = ansible_playbook("converge.yml", extra_vars={"python_app_src": str(src)})
         assert run.rc == 0, run.describe()
         built.append(current_release(host))
@@ -152,7 +138,7 @@ def test_new_sources_become_new_releases_and_only_n_are_kept(host, ansible_playb
 
 def test_same_content_from_another_directory_is_not_a_new_release(host, ansible_playbook, tmp_path_factory):
     release = current_release(host)
-    src = make_source(tmp_path_factory, "app-3.0.0-again", "3.0.0")
+    src = copy_app(tmp_path_factory, "app-3.0.0-again", "3.0.0")
     for path in src.rglob("*"):
         path.touch()  # other file times, same content
     run = ansible_playbook("converge.yml", extra_vars={"python_app_src": str(src)})

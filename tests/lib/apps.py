@@ -1,0 +1,28 @@
+"""Variants of the sample app (app/) on the controller, for tests that deploy a new version."""
+from pathlib import Path
+
+APP = Path(__file__).resolve().parents[2] / "app"
+
+
+def copy_app(tmp_path_factory, name, version, edit=None, requirement=None):
+    """A copy of the sample app with another VERSION, and optionally code edits or one more requirement.
+
+    `edit` is a list of (old, new) replacements in app.py; each `old` must be there.
+    """
+    src = tmp_path_factory.mktemp(name)
+    for path in APP.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            target = src / path.relative_to(APP)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    (src / "VERSION").write_text(version + "\n")
+    if edit:
+        code = (src / "app.py").read_text()
+        for old, new in edit:
+            assert old in code, old
+            code = code.replace(old, new)
+        (src / "app.py").write_text(code)
+    if requirement:
+        with (src / "requirements.txt").open("a") as handle:
+            handle.write(requirement + "\n")
+    return src
