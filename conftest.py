@@ -118,6 +118,13 @@ def assert_no_changes(run):
     assert run.changed == 0, run.describe()
 
 
+def assert_rejected_naming(run, variable):
+    """The run failed, a failure message names the variable, and no task changed anything."""
+    assert run.rc != 0, run.describe()
+    assert any(variable in message for message in run.failure_messages), run.describe()
+    assert run.changed == 0, run.describe()
+
+
 def journal(host, unit, lines=40):
     """The tail of a unit's journal on a Testinfra host, for assertion messages."""
     return host.run(f"journalctl -u {unit} -n {lines} --no-pager").stdout
