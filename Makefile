@@ -32,3 +32,10 @@ lint: setup
 
 test:
 	@tools/test
+
+# From a fresh clone as root: venv, Docker engine, image, one droplet container, site.yml over SSH.
+demo:
+	@tools/demo
+
+demo-clean:
+	@tools/demo clean

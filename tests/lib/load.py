@@ -5,6 +5,8 @@
     with LoadClient(host, "127.0.0.1:8000") as load:
         run = ansible_playbook("converge.yml", extra_vars=...)
     assert load.stats["failures"] == 0, load.describe()
+
+TARGET: host:port, unix:/path.sock, or https://NAME@ADDRESS:PORT (through nginx, NAME in SNI and Host).
 """
 import base64
 import re

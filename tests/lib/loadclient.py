@@ -3,7 +3,8 @@
 
     loadclient.py TARGET OUT [INTERVAL] [PATH]
 
-TARGET is host:port or unix:/path.sock. Every INTERVAL seconds (default 0.005) it opens a new
+TARGET is host:port, unix:/path.sock, or https://NAME@ADDRESS:PORT (TLS to ADDRESS:PORT with NAME in
+SNI and Host, as a browser reaches a site through nginx; the certificate is not verified). Every INTERVAL seconds (default 0.005) it opens a new
 connection and sends `GET PATH` (default /). A request fails when the connection is refused or
 reset, times out (10 s), or answers anything but 200. Counters, the failures (with time stamps)
 and the X-App-Version values seen are written to OUT (JSON) every half second. It stops when
@@ -13,6 +14,7 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import sys
 import time
 
@@ -28,7 +30,26 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.unix_path)
 
 
+class NamedHTTPSConnection(http.client.HTTPSConnection):
+    """TLS to an address with another name in SNI (and, from the caller, in Host)."""
+
+    def __init__(self, name, address, port, timeout):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        super().__init__(address, port, timeout=timeout, context=context)
+        self.server_name = name
+
+    def connect(self):
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.server_name)
+
+
 def connection(target, timeout=10):
+    if target.startswith("https://"):
+        name, _, address = target[len("https://"):].partition("@")
+        host, port = address.rsplit(":", 1)
+        return NamedHTTPSConnection(name, host, int(port), timeout)
     if target.startswith("unix:"):
         return UnixHTTPConnection(target[len("unix:"):], timeout)
     host, port = target.rsplit(":", 1)
@@ -52,7 +73,10 @@ def main():
         stats["requests"] += 1
         try:
             conn = connection(target)
-            conn.request("GET", path, headers={"Connection": "close"})
+            headers = {"Connection": "close"}
+            if isinstance(conn, NamedHTTPSConnection):
+                headers["Host"] = conn.server_name
+            conn.request("GET", path, headers=headers)
             response = conn.getresponse()
             response.read()
             conn.close()

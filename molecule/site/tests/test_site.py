@@ -1,0 +1,275 @@
+"""site.yml end to end on a fresh droplet, seen from OUTSIDE: the controller talks to the droplet's
+address over HTTPS, HTTP and SSH as a visitor and the operator would. Testinfra inspects the droplet
+with `docker exec` (root cannot log in any more); playbook runs go over real SSH, through
+playbooks/connect.yml, exactly as `ansible-playbook site.yml -i inventory` does.
+
+The tests run in file order: read-only checks first, then the runs that change the host
+(deploy v2, a broken v3, rollback).
+"""
+import http.client
+import json
+import re
+import socket
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_no_changes, assert_rejected_naming, journal
+from tests.lib.apps import copy_app
+from tests.lib.droplets import docker_hosts, instances
+from tests.lib.listeners import listening
+from tests.lib.load import LoadClient
+from tests.lib.measure import record
+from tests.lib.ssh import assert_password_login_is_refused, ssh
+
+testinfra_hosts = docker_hosts("web")
+
+ROOT = Path(__file__).resolve().parents[3]
+DROPLET = (instances("web") or [{}])[0]
+ADDRESS = DROPLET.get("address")
+KEY = DROPLET.get("identity_file")
+USER = "deploy"            # molecule.yml, group web: beats group_vars/all.yml's gigaflask
+DOMAIN = "example.com"     # group_vars/all.yml: gigaflask_domain, not overridden
+PROGRAM = "gigaflask"      # python_app_name's default: the supervisor program
+VERSION = (ROOT / "app" / "VERSION").read_text().strip()
+THROUGH_NGINX = f"https://{DOMAIN}@127.0.0.1:443"   # the load client's target inside the droplet
+
+
+def https(path, *, certificate=None, port=443):
+    """GET https://DOMAIN<path> at the droplet's address, DOMAIN in SNI and Host. With `certificate`
+    (PEM), the server's certificate must verify against it for DOMAIN."""
+    if certificate:
+        context = ssl.create_default_context(cadata=certificate)
+    else:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((ADDRESS, port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=DOMAIN) as tls:
+            conn = http.client.HTTPConnection(DOMAIN)
+            conn.sock = tls
+            conn.request("GET", path, headers={"Host": DOMAIN, "Connection": "close"})
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read().decode()
+
+
+def served_version():
+    status, headers, body = https("/")
+    assert status == 200, (status, body)
+    return headers.get("X-App-Version"), body
+
+
+def connects(port, timeout=3):
+    try:
+        with socket.create_connection((ADDRESS, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+# --- The site, from outside ----------------------------------------------------------------------
+
+def test_https_through_nginx_reaches_the_app_and_shows_its_version(host):
+    certificate = host.file(f"/etc/ssl/selfsigned/{DOMAIN}.crt").content_string
+    status, headers, body = https("/", certificate=certificate)
+    assert status == 200 and body.strip().endswith(f"gigaflask {VERSION}"), (status, body)
+    assert headers.get("X-App-Version") == VERSION, headers
+    assert headers.get("Server", "").startswith("nginx"), headers
+    status, _, body = https("/healthz", certificate=certificate)
+    assert status == 200 and json.loads(body) == {"status": "ok", "version": VERSION}, body
+    status, headers, _ = https("/static/style.css", certificate=certificate)
+    assert status == 200 and headers.get("Content-Type", "").startswith("text/css"), headers
+
+
+def test_app_sees_the_visitor_through_the_forwarded_headers(host):
+    gateway = host.check_output("ip -4 route show default").split()[2]   # the controller, seen from the droplet
+    status, _, body = https("/whoami")
+    seen = json.loads(body)
+    assert status == 200, body
+    assert seen["host"] == DOMAIN and seen["scheme"] == "https", seen
+    assert seen["x_forwarded_proto"] == "https" and seen["x_real_ip"] == gateway, seen
+    assert seen["x_forwarded_for"].split(",")[-1].strip() == gateway, seen
+
+
+def test_http_redirects_permanently_to_https():
+    conn = http.client.HTTPConnection(ADDRESS, 80, timeout=10)
+    conn.request("GET", "/whoami?q=1", headers={"Host": DOMAIN})
+    response = conn.getresponse()
+    assert response.status == 301, response.status
+    assert response.getheader("Location") == f"https://{DOMAIN}/whoami?q=1"
+
+
+def test_root_login_is_refused_and_the_deploy_users_key_works():
+    root = ssh(ADDRESS, "root", key=KEY)
+    assert root.returncode == 255 and "Permission denied (publickey)" in root.stderr, root.stderr
+    login = ssh(ADDRESS, USER, "id -un; sudo -n id -u", key=KEY)
+    assert login.returncode == 0 and login.stdout.split() == [USER, "0"], login.stderr
+
+
+def test_password_login_is_refused_even_with_the_right_password(host):
+    assert_password_login_is_refused(host, ADDRESS, USER)
+
+
+def test_from_outside_only_ssh_http_and_https_answer(host):
+    public_listener = 8081   # a throwaway listener on every address: only the firewall hides it
+    with listening(host, [public_listener]):
+        sockets = {int(line.split()[3].rsplit(":", 1)[1]): line.split()[3]
+                   for line in host.check_output("ss -Hltn").splitlines()}
+        assert sockets.get(8000) == "127.0.0.1:8000", sockets  # gunicorn, behind nginx
+        inside = host.run(f"python3 -c \"import socket; socket.create_connection(('{ADDRESS}', {public_listener}), 3)\"")
+        assert inside.rc == 0, inside.stderr
+        probes = sorted(set(sockets) | {public_listener, 8000})
+        with ThreadPoolExecutor(len(probes)) as pool:
+            answered = {port for port, ok in zip(probes, pool.map(connects, probes)) if ok}
+    assert answered == {22, 80, 443}, f"answering from outside: {sorted(answered)}; listening: {sockets}"
+
+
+def test_group_vars_reach_the_host_unless_web_overrides_them(host):
+    # gigaflask_domain from group_vars/all.yml reaches nginx (and the certificate) ...
+    names = re.findall(r"^\s*server_name\s+([^;]+);", host.check_output("nginx -T 2>/dev/null"), re.M)
+    assert f"{DOMAIN} www.{DOMAIN}" in [" ".join(n.split()) for n in names], names
+    # ... while users_ssh_user set on group web beats group_vars/all.yml's gigaflask.
+    assert host.user(USER).exists and not host.user("gigaflask").exists
+    assert host.run(f"pgrep -u {USER} -f 'gunicorn: master'").rc == 0 or host.run(f"pgrep -u {USER} gunicorn").rc == 0, \
+        host.check_output("ps -eo user,args")
+
+
+# --- site.yml again ------------------------------------------------------------------------------
+
+def test_check_mode_on_converged_host_changes_nothing(ansible_playbook):
+    assert_no_changes(ansible_playbook("site.yml", check=True, diff=True))
+
+
+def test_tags_nginx_runs_only_nginx_work(ansible_playbook):
+    run = ansible_playbook("site.yml", tags="nginx")
+    assert_no_changes(run)
+    actions = {}   # role (or '-' outside roles) -> {action: [task names]}
+    for task in run.tasks:
+        name = task["task"]["name"]
+        role = name.split(" : ", 1)[0] if " : " in name else "-"
+        for result in task["hosts"].values():
+            actions.setdefault(role, {}).setdefault(result.get("action"), []).append(name)
+    # nginx_site did its whole job: packages, configuration, the service.
+    assert {"ansible.builtin.apt", "ansible.builtin.template", "ansible.builtin.service"} <= set(
+        actions.get("nginx_site", {})), actions.get("nginx_site")
+    # Every other role contributes only its read-only input checks (the roles tag them `always`),
+    # outside roles only the login (connect.yml), the facts and nginx's own input check.
+    read_only = {"ansible.builtin.validate_argument_spec", "ansible.builtin.assert", "ansible.builtin.getent",
+                 "ansible.builtin.setup", "ansible.builtin.debug"}
+    work = {role: {action: names for action, names in by_action.items() if action not in read_only}
+            for role, by_action in actions.items() if role not in ("nginx_site", "-")}
+    assert {role: found for role, found in work.items() if found} == {}, work
+    outside = sorted(name for names in actions.get("-", {}).values() for name in names)
+    assert outside == sorted([
+        "Try to log in as the deploy user (a fresh server refuses it; root is used then)",
+        "Use the deploy user if it got in, else the inventory's user", "Log in as the chosen user",
+        "Report the user this run logs in as", "Gathering Facts", "Check nginx's input before anything changes"]), outside
+
+
+@pytest.mark.parametrize("extra_vars, variable", [
+    ({"nginx_site_domain": "not a domain!"}, "nginx_site_domain"),
+    ({"gunicorn_supervisor_workers": 0}, "gunicorn_supervisor_workers"),
+    ({"certbot_email": "not-an-address"}, "certbot_email"),
+])
+def test_bad_input_fails_before_anything_changes(host, ansible_playbook, extra_vars, variable):
+    # Plus a good change hardening_ufw (early in site.yml) would make: on this converged host it
+    # shows whether the bad input stopped the run before the first role, not just before its own.
+    pending = {"hardening_ufw_fail2ban_ignore_ips": ["{{ ansible_default_ipv4.gateway }}", "203.0.113.7"]}
+    host.run_expect([0], "touch /tmp/gf-before-bad-input")
+    run = ansible_playbook("site.yml", extra_vars={**pending, **extra_vars})
+    assert_rejected_naming(run, variable)
+    changed = host.check_output(
+        "find /etc/nginx /etc/ssh /etc/supervisor /etc/ufw /etc/fail2ban /etc/ssl /etc/sudoers.d /srv /home "
+        "-newer /tmp/gf-before-bad-input -not -path '*/.ansible/*' -not -path '*/.cache/*'")
+    assert changed == "", changed
+
+
+# --- status.yml ----------------------------------------------------------------------------------
+
+def status_report(run):
+    for task in run.tasks:
+        if task["task"]["name"] == "Report the health of this server":
+            return "\n".join(next(iter(task["hosts"].values()))["msg"])
+    return run.describe()
+
+
+def test_status_passes_on_the_healthy_host_and_changes_nothing(ansible_playbook):
+    run = ansible_playbook("playbooks/status.yml", check=True)
+    assert_no_changes(run)
+    report = status_report(run)
+    assert "healthy" in report.splitlines()[0] and "FAIL" not in report, report
+    for check in ("nginx -t", "nginx", f"supervisor program {PROGRAM}", "ssh", "ufw", "listening",
+                  "certificate", f"https://{DOMAIN}/healthz"):
+        assert f"  ok    {check}: " in report, report
+    assert re.search(r"certificate: CN ?= ?example\.com, issued by CN ?= ?example\.com \(self-signed\), 3\d\d days",
+                     report), report
+
+
+@pytest.mark.parametrize("stop, start, failing", [
+    ("systemctl stop nginx", "systemctl start nginx", ["nginx: stopped", "listening: nothing listens on 80, 443",
+                                                       f"https://{DOMAIN}/healthz"]),
+    (f"supervisorctl stop {PROGRAM}:", f"supervisorctl start {PROGRAM}:",
+     [f"supervisor program {PROGRAM}: {PROGRAM}:{PROGRAM}-0 STOPPED", "listening: nothing listens on 127.0.0.1:8000",
+      f"https://{DOMAIN}/healthz: 502"]),
+], ids=["nginx-stopped", "app-stopped"])
+def test_status_fails_naming_what_is_wrong(host, ansible_playbook, stop, start, failing):
+    host.run_expect([0], stop)
+    try:
+        run = ansible_playbook("playbooks/status.yml")
+    finally:
+        host.run_expect([0], start)
+    assert run.rc != 0 and run.changed == 0, run.describe()
+    message = " ".join(run.failure_messages)
+    assert "is unhealthy" in message, run.describe()
+    for text in failing:
+        assert text in message, message
+    # Healthy again once restored.
+    assert_no_changes(ansible_playbook("playbooks/status.yml"))
+
+
+# --- deploy.yml and rollback.yml -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    return {
+        "v2": copy_app(tmp_path_factory, "v2", "2.0.0"),
+        # imports fine, but /healthz answers 500: the health gate must keep it out of service
+        "v3": copy_app(tmp_path_factory, "v3", "3.0.0-broken",
+                       edit=[('    return jsonify(status="ok", version=VERSION)\n',
+                              '    return jsonify(status="broken", version=VERSION), 500\n')]),
+    }
+
+
+def test_deploy_v2_under_load_through_nginx_fails_no_request(host, ansible_playbook, sources):
+    with LoadClient(host, THROUGH_NGINX, name="site-deploy-v2") as load:
+        run = ansible_playbook("playbooks/deploy.yml", extra_vars={"python_app_src": str(sources["v2"])})
+    record("deploy v2 under load through nginx", load.describe())
+    assert run.rc == 0, run.describe()
+    assert load.stats["failures"] == 0, load.describe()
+    assert set(load.stats["versions"]) == {VERSION, "2.0.0"}, load.describe()
+    assert served_version()[0] == "2.0.0"
+
+
+def test_deploy_of_an_unhealthy_v3_fails_clearly_and_v2_keeps_serving(host, ansible_playbook, sources):
+    with LoadClient(host, THROUGH_NGINX, name="site-deploy-v3") as load:
+        run = ansible_playbook("playbooks/deploy.yml", extra_vars={"python_app_src": str(sources["v3"])})
+    record("broken v3 under load through nginx", load.describe())
+    assert run.rc != 0, run.describe()
+    message = " ".join(run.failure_messages)
+    assert "deploy stopped at" in message and "keeps serving version 2.0.0" in message, message
+    assert "rolled back by itself" in message, message
+    assert load.stats["failures"] == 0, load.describe()
+    assert set(load.stats["versions"]) == {"2.0.0"}, load.describe()
+    assert served_version()[0] == "2.0.0", journal(host, "supervisor")
+
+
+def test_rollback_returns_to_the_release_before(host, ansible_playbook):
+    with LoadClient(host, THROUGH_NGINX, name="site-rollback") as load:
+        run = ansible_playbook("playbooks/rollback.yml")
+    record("rollback under load through nginx", load.describe())
+    assert run.rc == 0, run.describe()
+    assert load.stats["failures"] == 0, load.describe()
+    assert served_version()[0] == VERSION
+    assert f"serves version {VERSION}" in run.output, run.describe()
