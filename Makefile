@@ -35,6 +35,13 @@ lint: setup
 test:
 	@tools/test
 
+# From a fresh clone as root: venv, Docker engine, image, one droplet container, site.yml over SSH.
+demo:
+	@tools/demo
+
+demo-clean:
+	@tools/demo clean
+
 # Benchmarks and audits (bench/README.md). Not tests: `make test` runs their smoke form.
 bench: setup images
 	@tools/host-packages
