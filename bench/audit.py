@@ -120,6 +120,7 @@ def lynis(container, tree, out, label):
 
 
 def audit(target, unconfigured, out, smoke):
+    gf.log("audit: lynis (unconfigured and converged), ssh-audit, gixy, testssl.sh")
     tree, version = lynis_tree()
     with ThreadPoolExecutor(max_workers=2) as pool:
         before = pool.submit(lynis, unconfigured, tree, out, "before")
@@ -213,8 +214,12 @@ def write(results, path, info, smoke, converge_command, wall):
     for w in la["warnings"] or [{"test": "-", "text": "none", "detail": ""}]:
         add(f"- `{w['test']}` {w['text']}" + (f" ({w['detail']})" if w["detail"] else ""))
     add("")
-    fixed = {x["test"] for x in lb["suggestions"]} - {x["test"] for x in la["suggestions"]}
-    add(f"Suggestions the converge addressed ({len(fixed)}): {', '.join(sorted(fixed)) or 'none'}.")
+    fixed = sorted({(x["test"], x["text"]) for x in lb["suggestions"]}
+                   - {(x["test"], x["text"]) for x in la["suggestions"]})
+    add(f"Suggestions of the unconfigured container that the converge addressed ({len(fixed)}):")
+    add("")
+    for test, text in fixed:
+        add(f"- `{test}` {text}")
     add("")
     add("Suggestions we have not addressed (converged droplet, lynis's order):")
     add("")
