@@ -243,8 +243,15 @@ def main():
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--keep", action="store_true", help="leave the containers running")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the report from the last run's results.json (after editing bench/NOTES.md)")
     args = parser.parse_args()
     out = (args.out or gf.ROOT / "bench" / "out" / ("audit-smoke" if args.smoke else "audit")).resolve()
+    if args.report_only:
+        saved = json.loads((out / "results.json").read_text())
+        write(saved["results"], gf.ROOT / "bench" / "AUDIT.md", saved["info"], args.smoke, saved["converge"],
+              saved["wall"])
+        return 0
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     path = out / "AUDIT.md" if args.smoke else gf.ROOT / "bench" / "AUDIT.md"
@@ -261,8 +268,10 @@ def main():
         if not args.keep:
             target_d.destroy()
             plain_d.destroy()
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    write(results, path, info, args.smoke, converge.command(), time.monotonic() - started)
+    wall = time.monotonic() - started
+    (out / "results.json").write_text(json.dumps({"results": results, "info": info, "converge": converge.command(),
+                                                  "wall": wall}, indent=1) + "\n")
+    write(results, path, info, args.smoke, converge.command(), wall)
     gf.log(f"wrote {path} in {time.monotonic() - started:.0f} s")
     return 0
 

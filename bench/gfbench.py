@@ -195,6 +195,8 @@ def machine():
         "ansible-core": core[0] if core else "?",
         "python": sys.version.split()[0],
         "load": Path("/proc/loadavg").read_text().split()[:3],
+        "recipe": run(["docker", "inspect", "-f", '{{index .Config.Labels "org.gigaflask.recipe"}}', SSHD_IMAGE],
+                      check=False).stdout.strip(),
     }
 
 
@@ -205,8 +207,9 @@ def machine_markdown(info, load_after=None):
         f"- Docker {info['docker']}; {info['ansible-core']} on Python {info['python']} (.venv, "
         "requirements.txt)",
         f"- Targets: `{SSHD_IMAGE}` (molecule/images/build ubuntu2004 --flavor sshd: Ubuntu 20.04 minbase "
-        "+ systemd + openssh-server, host keys made at first boot), containers with the shared settings "
-        "of .config/molecule/config.yml; apt through the local apt-cacher-ng (warm), pip from PyPI.",
+        "+ systemd + openssh-server, host keys made at first boot; "
+        f"recipe {info.get('recipe', '?')}), containers with the shared settings of "
+        ".config/molecule/config.yml; apt through the local apt-cacher-ng (warm), pip from PyPI.",
         f"- Load average at the start: {' '.join(info['load'])}"
         + (f"; at the end: {' '.join(load_after)}" if load_after else "")
         + " (the machine is shared; other engineers' test runs may have been running).",
