@@ -81,7 +81,8 @@ class Droplets:
         return self.dir / "inventory.yml"
 
     def create(self):
-        self.destroy()
+        # Leftovers of an interrupted run would be reused by docker_container: remove them first.
+        run(["docker", "rm", "-f", *self.names], check=False)
         run(["ansible-playbook", "molecule/shared/droplets_create.yml", "-e", self.extra], cwd=ROOT)
         # What molecule/ssh gives group `web`: the deploy user gets this run's key, and fail2ban
         # ignores the controller (the bench's own logins come from the Docker gateway).
@@ -115,6 +116,23 @@ class PlaybookRun:
                                       "ignored"], map(int, m[1:]))) for m in RECAP.findall(self.output)}
         tail = self.output.split("TASKS RECAP", 1)[-1] if "TASKS RECAP" in self.output else ""
         self.slowest = [(t.strip(), float(s)) for t, s in PROFILE.findall(tail)]
+
+    def breakdown(self):
+        """Where the time went, from profile_tasks' per-task time stamps: per role, and tasks of one
+        second or more (package installs, venvs, key generation) vs the many shorter ones."""
+        stamps = re.findall(r"^TASK \[(.+?)\] \*+\n.*?\((\d+):(\d+):(\d+\.\d+)\)", self.output, re.M | re.S)
+        durations = []
+        for (name, *_), (_, h, m, sec) in zip(stamps, stamps[1:]):
+            durations.append((name, int(h) * 3600 + int(m) * 60 + float(sec)))
+        roles = {}
+        for name, seconds in durations:
+            role = name.split(" : ")[0] if " : " in name else "(plays without a role)"
+            entry = roles.setdefault(role, [0.0, 0])
+            entry[0] += seconds
+            entry[1] += 1
+        long_ = [d for _, d in durations if d >= 1.0]
+        short = [d for _, d in durations if d < 1.0]
+        return {"roles": roles, "long": [len(long_), sum(long_)], "short": [len(short), sum(short)]}
 
     @property
     def changed(self):
@@ -154,7 +172,10 @@ def playbook(droplets, playbook_path, logdir, label, extra_vars=None, env=None, 
                  "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "10",
                  "ANSIBLE_SSH_CONTROL_PATH_DIR": str(droplets.dir / f"cp-{_RUNS['n']}")}
     overrides.update(env or {})
-    argv = ["ansible-playbook", playbook_path, "-i", str(droplets.inventory)]
+    # Run from the repository root: the inventory path relative to it is shorter in the report.
+    inventory = droplets.inventory
+    argv = ["ansible-playbook", playbook_path, "-i",
+            str(inventory.relative_to(ROOT)) if inventory.is_relative_to(ROOT) else str(inventory)]
     for key, value in (extra_vars or {}).items():
         argv += ["-e", json.dumps({key: value})]
     if tags:

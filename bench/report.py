@@ -21,6 +21,20 @@ def slowest_table(rows, limit=10):
     return "\n".join(lines)
 
 
+def breakdown_table(b):
+    if not b:
+        return ""
+    lines = ["| role | seconds | tasks (incl. skipped) |", "|---|---:|---:|"]
+    for role, (seconds, count) in sorted(b["roles"].items(), key=lambda item: -item[1][0]):
+        lines.append(f"| {role} | {seconds:.1f} | {count} |")
+    lines.append("")
+    lines.append(f"{b['long'][0]} tasks of one second or more (package installs, virtualenvs, key "
+                 f"generation) took {b['long'][1]:.0f} s; the other {b['short'][0]} tasks took "
+                 f"{b['short'][1]:.0f} s together ({b['short'][1] / max(b['short'][0], 1):.2f} s each on average: "
+                 "mostly the SSH round trip and module start of a task that checks and finds nothing to do).")
+    return "\n".join(lines)
+
+
 def chart(r, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -154,6 +168,12 @@ def write(r, path, chart_path):
     add("")
     add(slowest_table(f1["slowest"]))
     add("")
+    add("Per role (from profile_tasks' time stamps):")
+    add("")
+    add(breakdown_table(f1.get("breakdown")))
+    add("")
+    add("FIG1_NOTES")
+    add("")
 
     add("## 2. Second run (nothing to do)")
     add("")
@@ -165,13 +185,17 @@ def write(r, path, chart_path):
     add("")
     add(slowest_table(f2["slowest"]))
     add("")
+    add(breakdown_table(f2.get("breakdown")))
+    add("")
+    add("FIG2_NOTES")
+    add("")
 
     add("## 3. Connection settings, A/B in the same run")
     add("")
     scope = f"`--tags {f3['tags']}`" if f3["tags"] else "all of site.yml"
     add(f"Each variant runs site.yml ({scope}) on the converged droplet with nothing to do, one after "
         "the other, each with fresh SSH control sockets (no variant rides on another's connection). "
-        "The jsonfile cache is primed by one untimed run first.")
+        "The jsonfile cache is primed by one untimed `--tags certbot` run first (it gathers facts).")
     add("")
     add("| variant | seconds | tasks | changed | ok | command |")
     add("|---|---:|---:|---:|---|---|")
@@ -187,9 +211,12 @@ def write(r, path, chart_path):
 
     add("## 4. Serving")
     add("")
-    add("`wrk` (Ubuntu 20.04's package, installed in the target by the bench) inside the converged "
-        "droplet, 64 connections, 2 threads, `GET /` with `Host: example.com`. Errors = non-2xx/3xx "
-        "responses + socket errors.")
+    add("`wrk` 4.1 in the converged droplet's network namespace: 64 connections, 2 threads, `GET /` with "
+        "`Host: example.com`, to 127.0.0.1. Ubuntu 20.04 has no wrk package (it arrived in 22.04) and "
+        "Debian's binary needs a newer glibc, so wrk is Debian 12's package in a sidecar container "
+        "(`gigaflask/debian12:base`) started with `--network container:<droplet>`: it reaches the "
+        "droplet's loopback exactly as a process inside the droplet would, and shares the same CPUs. "
+        "Errors = non-2xx/3xx responses + socket errors.")
     add("")
     add("| target | requests/s | p50 ms | p99 ms | requests | errors | command |")
     add("|---|---:|---:|---:|---:|---:|---|")
@@ -223,8 +250,12 @@ def write(r, path, chart_path):
     add(f"- **The tutorial**, reproduced literally in a fresh container (local git repository as the "
         f"remote, `git clone`, venv in the checkout, supervisor `[program:deploy]` as written, "
         f"gunicorn on localhost:8000): `{t['command']}` with the load running {t['seconds']:.0f} s: "
-        f"**{t['failures']} failed** of {t['requests']}; versions seen {t['versions']}. First failures: "
+        f"**{t['failures']} failed** of {t['requests']}"
+        + (f", failing for {t['outage']:.2f} s" if "outage" in t else "")
+        + f"; versions seen {t['versions']}. First failures: "
         f"`{t['errors'][:3]}`")
+    add("")
+    add("FIG5_NOTES")
     add("")
 
     add("## 6. Scale")
@@ -233,6 +264,8 @@ def write(r, path, chart_path):
         f"{f6['one']:.1f} s for one fresh droplet (figure 1, same run): **{f6['ratio']:.2f}x**, goal <= 2x: "
         f"{met(f6['ratio'] <= GOALS['scale'])}. The {f6['hosts']} containers share the machine's "
         f"{r['machine']['cores']} cores: apt/dpkg and pip work in every target is CPU work on the same cores.")
+    add("")
+    add("FIG6_NOTES")
     add("")
     text = "\n".join(out) + "\n"
     notes_path = path.parent / "NOTES.md"
@@ -245,6 +278,7 @@ def write(r, path, chart_path):
                 notes[current] = []
             elif current:
                 notes[current].append(line)
-    for key in ("ANSIBLE_CONFIG_DECISION", "SERVING_NOTES"):
+    for key in ("ANSIBLE_CONFIG_DECISION", "SERVING_NOTES", "FIG1_NOTES", "FIG2_NOTES", "FIG5_NOTES",
+                "FIG6_NOTES"):
         text = text.replace(key, "\n".join(notes.get(key, [])).strip() or "")
     path.write_text(text)
