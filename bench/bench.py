@@ -398,6 +398,7 @@ def main():
                 droplets.destroy()
 
     r["wall"] = time.monotonic() - started
+    r["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     r["load_after"] = Path("/proc/loadavg").read_text().split()[:3]
     (out / "results.json").write_text(json.dumps(r, indent=1, default=str) + "\n")
     import report  # noqa: E402 (matplotlib is only needed here)
