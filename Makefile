@@ -12,6 +12,8 @@ help:
 	@echo "make lint        yamllint, ansible-lint (production) and the repository tests"
 	@echo "make setup       create .venv with the pinned toolchain"
 	@echo "make images      build the local test images (no registry needed)"
+	@echo "make bench       measure speed against the floor and the tutorial -> bench/REPORT.md (< 15 min)"
+	@echo "make audit       ssh-audit, testssl.sh, gixy, lynis on a converged server -> bench/AUDIT.md"
 
 setup:
 	@tools/setup
@@ -39,3 +41,12 @@ demo:
 
 demo-clean:
 	@tools/demo clean
+
+# Benchmarks and audits (bench/README.md). Not tests: `make test` runs their smoke form.
+bench: setup images
+	@tools/host-packages
+	python bench/bench.py
+
+audit: setup images
+	@tools/host-packages
+	python bench/audit.py
