@@ -8,7 +8,6 @@ from the same image for lynis's "before", and runs the four auditors. --smoke (p
 a shorter testssl.sh run, report in bench/out/audit-smoke/. Nothing is asserted: the report says
 what passed.
 """
-import argparse
 import json
 import re
 import shutil
@@ -239,14 +238,7 @@ def write(results, path, info, smoke, converge_command, wall):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--keep", action="store_true", help="leave the containers running")
-    parser.add_argument("--report-only", action="store_true",
-                        help="rewrite the report from the last run's results.json (after editing bench/NOTES.md)")
-    args = parser.parse_args()
-    out = (args.out or gf.ROOT / "bench" / "out" / ("audit-smoke" if args.smoke else "audit")).resolve()
+    args, out = gf.command_line(__doc__, "audit-smoke", "audit")
     if args.report_only:
         saved = json.loads((out / "results.json").read_text())
         write(saved["results"], gf.ROOT / "bench" / "AUDIT.md", saved["info"], args.smoke, saved["converge"],

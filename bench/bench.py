@@ -9,7 +9,6 @@ never judges a time.
 Without --smoke: the full figures, written to bench/REPORT.md and bench/chart.png (scratch and logs
 in bench/out/full/). See bench/README.md.
 """
-import argparse
 import json
 import shlex
 import shutil
@@ -20,6 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gfbench as gf  # noqa: E402
+
+sys.path.insert(0, str(gf.ROOT))
+from tests.lib.apps import write_app  # noqa: E402
 
 # The bench opens many fresh SSH connections from one address in a short time (every timed run gets
 # new control sockets); ufw's `limit` on port 22 would refuse the 6th within 30 s. bench/audit.py
@@ -204,24 +206,14 @@ def setup_tutorial(droplets, out):
 
 
 def app_copy(directory, version):
-    target = Path(directory)
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(gf.ROOT / "app", target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    (target / "VERSION").write_text(version + "\n")
-    return target
+    shutil.rmtree(directory, ignore_errors=True)
+    return write_app(directory, version)
 
 
 # ---------------------------------------------------------------------------- the run
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--keep", action="store_true", help="leave the containers running")
-    parser.add_argument("--report-only", action="store_true",
-                        help="rewrite the report from the last run's results.json (after editing bench/NOTES.md)")
-    args = parser.parse_args()
+    args, out = gf.command_line(__doc__, "smoke", "full")
     smoke = args.smoke
-    out = (args.out or gf.ROOT / "bench" / "out" / ("smoke" if smoke else "full")).resolve()
     report_path = out / "REPORT.md" if smoke else gf.ROOT / "bench" / "REPORT.md"
     chart_path = out / "chart.png" if smoke else gf.ROOT / "bench" / "chart.png"
     if args.report_only:

@@ -4,6 +4,7 @@ Everything runs from the repository root with the repository's ansible.cfg, agai
 started by molecule/shared/droplets_create.yml (real SSH as root, like a fresh DigitalOcean droplet).
 Nothing here asserts anything: these are measurements, written to a report.
 """
+import argparse
 import json
 import os
 import re
@@ -18,6 +19,19 @@ VENV_BIN = ROOT / ".venv" / "bin"
 INSTANCE = os.environ.get("GF_INSTANCE", "bench")
 SSHD_IMAGE = "gigaflask/ubuntu2004:sshd"
 DOMAIN = "example.com"  # group_vars/all.yml's gigaflask_domain
+
+
+def command_line(doc, smoke_dir, full_dir):
+    """The options bench.py and audit.py share, and the output directory they select."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--keep", action="store_true", help="leave the containers running")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the report from the last run's results.json (after editing bench/NOTES.md)")
+    args = parser.parse_args()
+    out = args.out or ROOT / "bench" / "out" / (smoke_dir if args.smoke else full_dir)
+    return args, out.resolve()
 
 
 def log(message):

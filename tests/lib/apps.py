@@ -9,7 +9,13 @@ def copy_app(tmp_path_factory, name, version, edit=None, requirement=None):
 
     `edit` is a list of (old, new) replacements in app.py; each `old` must be there.
     """
-    src = tmp_path_factory.mktemp(name)
+    return write_app(tmp_path_factory.mktemp(name), version, edit, requirement)
+
+
+def write_app(src, version, edit=None, requirement=None):
+    """Write the sample app into the directory `src` (created if missing), as copy_app describes."""
+    src = Path(src)
+    src.mkdir(parents=True, exist_ok=True)
     for path in APP.rglob("*"):
         if path.is_file() and "__pycache__" not in path.parts:
             target = src / path.relative_to(APP)
