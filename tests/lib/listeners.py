@@ -1,4 +1,5 @@
 """Throwaway TCP listeners inside a target, for proving what the firewall lets through."""
+import socket
 from contextlib import contextmanager
 
 
@@ -18,3 +19,12 @@ def listening(host, ports):
     finally:
         for port in ports:
             host.run(f"systemctl stop gf-listen-{port}")
+
+
+def connects(address, port, timeout=3):
+    """Whether a TCP connection to address:port is accepted (from where the test runs)."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

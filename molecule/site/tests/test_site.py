@@ -19,7 +19,7 @@ import pytest
 from conftest import assert_no_changes, assert_rejected_naming, journal
 from tests.lib.apps import copy_app
 from tests.lib.droplets import docker_hosts, instances
-from tests.lib.listeners import listening
+from tests.lib.listeners import connects, listening
 from tests.lib.load import LoadClient
 from tests.lib.measure import record
 from tests.lib.ssh import assert_password_login_is_refused, ssh
@@ -59,14 +59,6 @@ def served_version():
     status, headers, body = https("/")
     assert status == 200, (status, body)
     return headers.get("X-App-Version"), body
-
-
-def connects(port, timeout=3):
-    try:
-        with socket.create_connection((ADDRESS, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 # --- The site, from outside ----------------------------------------------------------------------
@@ -122,7 +114,7 @@ def test_from_outside_only_ssh_http_and_https_answer(host):
         assert inside.rc == 0, inside.stderr
         probes = sorted(set(sockets) | {public_listener, 8000})
         with ThreadPoolExecutor(len(probes)) as pool:
-            answered = {port for port, ok in zip(probes, pool.map(connects, probes)) if ok}
+            answered = {port for port, ok in zip(probes, pool.map(lambda port: connects(ADDRESS, port), probes)) if ok}
     assert answered == {22, 80, 443}, f"answering from outside: {sorted(answered)}; listening: {sockets}"
 
 

@@ -4,7 +4,6 @@ Clients (ssh, sshpass, sockets) connect from the host to the droplet's address, 
 internet. Testinfra itself inspects the droplet with `docker exec`: root is refused over SSH now.
 """
 import re
-import socket
 import subprocess
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from conftest import assert_rejected_naming, journal
 from tests.lib.droplets import docker_hosts, instances, write_inventory
-from tests.lib.listeners import listening
+from tests.lib.listeners import connects, listening
 from tests.lib.ssh import assert_password_login_is_refused, container_pid, ssh, ssh_audit
 
 testinfra_hosts = docker_hosts("web")
@@ -32,14 +31,6 @@ def effective(host, user):
         key, _, value = line.partition(" ")
         settings.setdefault(key, []).append(value)
     return settings
-
-
-def connects(port, timeout=3):
-    try:
-        with socket.create_connection((ADDRESS, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def login_report(run):
@@ -114,10 +105,10 @@ def test_firewall_opens_ssh_http_https_and_hides_other_listeners(host, web_liste
     assert rules == sorted(["22/tcp LIMIT IN Anywhere # SSH", "80/tcp ALLOW IN Anywhere # web",
                             "443/tcp ALLOW IN Anywhere # web", "22/tcp (v6) LIMIT IN Anywhere (v6) # SSH",
                             "80/tcp (v6) ALLOW IN Anywhere (v6) # web", "443/tcp (v6) ALLOW IN Anywhere (v6) # web"])
-    assert {port: connects(port) for port in (80, 443)} == {80: True, 443: True}
+    assert {port: connects(ADDRESS, port) for port in (80, 443)} == {80: True, 443: True}
     inside = host.run(f"python3 -c \"import socket; socket.create_connection(('{ADDRESS}', 8000), 3)\"")
     assert inside.rc == 0, inside.stderr
-    assert not connects(8000), "port 8000 is reachable from outside"
+    assert not connects(ADDRESS, 8000), "port 8000 is reachable from outside"
 
 
 def test_fail2ban_bans_an_address_that_keeps_failing(host):

@@ -1,13 +1,12 @@
 """hardening_ufw on a bare container: the firewall as a client outside sees it (connections from the
 host), ufw's own view of its rules, fail2ban's jail and apt's effective configuration."""
 import re
-import socket
 import time
 
 import pytest
 
 from conftest import assert_no_changes, assert_rejected_naming, journal
-from tests.lib.listeners import listening
+from tests.lib.listeners import connects, listening
 from tests.lib.ssh import container_address
 
 LISTEN_PORTS = [22, 80, 443, 5432, 8000]
@@ -23,14 +22,6 @@ def listeners(host):
     """Throwaway TCP listeners on 0.0.0.0 inside the target (no sshd or nginx in this image)."""
     with listening(host, LISTEN_PORTS) as ports:
         yield ports
-
-
-def connects(address, port, timeout=3):
-    try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def user_input_packets(host, port):
