@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gfbench as gf  # noqa: E402
+from tests.lib.ssh import container_address, container_pid, ssh_audit as ssh_audit_policy  # noqa: E402
 
 POLICY = "Hardened Ubuntu Server 20.04 LTS (version 5)"
 SEVERITIES = ["DEBUG", "INFO", "OK", "LOW", "MEDIUM", "HIGH", "CRITICAL", "WARN", "FATAL"]
@@ -39,21 +40,19 @@ GIXY_EXPLAINED = {
 
 
 def ssh_audit(target):
-    tool = gf.VENV_BIN / "ssh-audit"
     # From inside the target's network namespace to its own address: ssh-audit opens many connections
     # at once, which ufw's `limit` on port 22 rightly refuses from outside.
-    cmd = ["nsenter", "-t", gf.pid(target), "-n", str(tool), "-n", "--skip-rate-test", "-P", POLICY,
-           gf.address(target)]
-    proc = gf.run(cmd, check=False, timeout=300)
+    pid, address = container_pid(target), container_address(target)
+    proc = ssh_audit_policy(address, POLICY, netns_pid=pid)
     passed = proc.returncode == 0 and "Passed" in proc.stdout
-    return {"command": " ".join(cmd[:4]) + f" ssh-audit -n --skip-rate-test -P '{POLICY}' {cmd[-1]}",
+    return {"command": f"nsenter -t {pid} -n ssh-audit -n --skip-rate-test -P '{POLICY}' -p 22 {address}",
             "passed": passed, "output": proc.stdout.strip() + proc.stderr.strip()}
 
 
 def testssl(target, out, smoke):
     report = out / "testssl.json"
     checks = ["-p", "-S"] if smoke else ["-p", "-s", "-f", "-P", "-S", "-h", "-U", "-c", "-E"]
-    cmd = [shutil.which("testssl") or "testssl.sh", "--ip", gf.address(target), "--quiet", "--color", "0",
+    cmd = [shutil.which("testssl") or "testssl.sh", "--ip", container_address(target), "--quiet", "--color", "0",
            "--warnings", "off", *checks, "--jsonfile", str(report), f"https://{gf.DOMAIN}/"]
     proc = gf.run(cmd, check=False, timeout=1200)
     findings = json.loads(report.read_text()) if report.exists() else []

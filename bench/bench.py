@@ -20,7 +20,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gfbench as gf  # noqa: E402
 
-sys.path.insert(0, str(gf.ROOT))
 from tests.lib.apps import write_app  # noqa: E402
 
 # The bench opens many fresh SSH connections from one address in a short time (every timed run gets

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench and audit share the tests' helpers (tests/lib)
 VENV_BIN = ROOT / ".venv" / "bin"
 INSTANCE = os.environ.get("GF_INSTANCE", "bench")
 SSHD_IMAGE = "gigaflask/ubuntu2004:sshd"
@@ -61,18 +62,9 @@ def dexec(container, script, check=True, user=None, timeout=1800):
     return run(cmd, check=check, timeout=timeout)
 
 
-def address(container):
-    return run(["docker", "inspect", "-f",
-                "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", container]).stdout.split()[0]
-
-
 def gateway(container):
     return run(["docker", "inspect", "-f",
                 "{{range .NetworkSettings.Networks}}{{.Gateway}} {{end}}", container]).stdout.split()[0]
-
-
-def pid(container):
-    return run(["docker", "inspect", "-f", "{{.State.Pid}}", container]).stdout.strip()
 
 
 def name(role):
