@@ -9,9 +9,14 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import sys
+
 import pytest
 
 ROOT = Path(__file__).resolve().parent
+# The repository is the gigaflask.stack collection (collections/ links it under its FQCN): plugin
+# unit tests import it as ansible_collections.gigaflask.stack, as Ansible loads it.
+sys.path.insert(0, str(ROOT / "collections"))
 
 
 @dataclass

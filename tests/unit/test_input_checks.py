@@ -1,0 +1,76 @@
+"""The named input patterns every role checks its free-text values with (plugins/filter/input_checks.py)."""
+import pytest
+
+from ansible_collections.gigaflask.stack.plugins.filter.input_checks import KINDS, input_problems, value_problem
+
+# Values an operator might paste that would add a line or a directive to some configuration file.
+HOSTILE = ["x;", "x; return 200", "a{", "}", "x\nuser=root", "x y", "'x'", '"x"', "-x", "--upload-pack=touch /tmp/p", ""]
+
+GOOD = {
+    "dns_name": ["example.com", "www.example.com", "localhost", "a-b.example"],
+    "fqdn": ["example.com", "www.example.co.uk"],
+    "abs_path": ["/srv/gigaflask", "/etc/ssl/certs/site.pem", "/"],
+    "url_path": ["/healthz", "/static/", "/"],
+    "url_path_dir": ["/static/", "/"],
+    "name": ["gigaflask", "my_app-2.0"],
+    "login_name": ["gigaflask", "deploy", "gigaflask-app"],
+    "env_name": ["SECRET_KEY", "_X1"],
+    "email": ["admin@example.com"],
+    "https_url": ["https://acme-v02.api.letsencrypt.org/directory", "https://pebble:14000/dir"],
+    "ip": ["203.0.113.7", "2001:db8::1"],
+    "ip_or_cidr": ["10.0.0.0/8", "203.0.113.7"],
+    "host_port": ["127.0.0.1:8000", "[::1]:8000", "localhost:80"],
+    "bind": ["127.0.0.1:8000", "unix:/run/gunicorn/app.sock"],
+    "nginx_size": ["10m", "1G", "512"],
+    "nginx_time": ["60s", "1h30m", "30d"],
+    "supervisor_size": ["50MB", "1024"],
+    "fail2ban_time": ["600", "10m", "-1"],
+    "hhmm": ["04:00", "23:59"],
+    "ssh_algorithm": ["curve25519-sha256@libssh.org", "aes256-gcm@openssh.com"],
+    "git_ref": ["v1.0.0", "main", "HEAD", "0a1b2c3d", "release/2.0"],
+    "wsgi_app": ["app:app", "myproject.wsgi:application", "app:create_app()"],
+    "ssh_public_key": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGs you@laptop",
+                       'from="10.0.0.1" ssh-rsa AAAAB3NzaC1yc2E= ops'],
+    "crypt_hash": ["$6$salt$abcdefghijklmnop./"],
+}
+
+
+@pytest.mark.parametrize("kind,value", [(k, v) for k, values in GOOD.items() for v in values])
+def test_each_kind_accepts_its_values(kind, value):
+    assert value_problem(value, kind) is None
+
+
+@pytest.mark.parametrize("kind", sorted(set(KINDS) - {"env_value", "http_header_value", "nginx_directive"}))
+@pytest.mark.parametrize("value", HOSTILE)
+def test_no_kind_admits_a_value_that_adds_a_line_or_a_directive(kind, value):
+    if kind == "ssh_public_key":
+        value = "ssh-ed25519 AAAAC3 x\nssh-ed25519 AAAAC3 evil" if value == "x\nuser=root" else value
+    assert value_problem(value, kind) is not None, (kind, value)
+
+
+@pytest.mark.parametrize("value", ["x\nuser=root", "a\rb", "nul\x00"])
+def test_free_text_kinds_refuse_newlines(value):
+    for kind in ("env_value", "http_header_value"):
+        assert value_problem(value, kind) is not None
+
+
+def test_problems_name_the_variable_and_the_element():
+    problems = input_problems([
+        {"name": "nginx_site_domain", "value": "example.com; return 200", "kind": "dns_name"},
+        {"name": "nginx_site_extra_names", "value": ["ok.example.com", "bad name"], "kind": "dns_name"},
+        {"name": "python_app_env", "value": {"GOOD": "x", "BAD-NAME": "y", "NL": "a\nb"}, "kind": "env_value"},
+        {"name": "certbot_acme_ca_bundle", "value": "", "kind": "abs_path", "optional": True},
+        {"name": "gunicorn_supervisor_workers", "value": True, "kind": "name"},
+    ])
+    assert problems[0].startswith("nginx_site_domain must be a DNS name")
+    assert problems[1].startswith("nginx_site_extra_names[1] must be")
+    assert any(p.startswith("python_app_env key 'BAD-NAME'") for p in problems)
+    assert any(p.startswith("python_app_env['NL']") for p in problems)
+    assert problems[-1] == "gunicorn_supervisor_workers must be a name of letters, digits, '.', '_' or '-', got a bool"
+    assert len(problems) == 5
+
+
+def test_an_unknown_kind_is_an_error_of_the_role_not_of_the_input():
+    from ansible.errors import AnsibleFilterError
+    with pytest.raises(AnsibleFilterError):
+        input_problems([{"name": "x", "value": "y", "kind": "no-such-kind"}])
