@@ -14,8 +14,10 @@ fails, so no value can add a line, a directive or an option to a configuration f
       vars:
         __problems: "{{ __nginx_site_input_checks | gigaflask.stack.input_problems }}"
 
-where `__nginx_site_input_checks` is a list of `{name, value, kind}` (a list value is checked
-element by element; a dict value has its keys checked as `env_name` and its values as `kind`).
+where `__nginx_site_input_checks` is a list of `{name, value, kind}`: a list value is checked
+element by element; a dict value has its keys checked as `env_name` and its values as `kind`;
+`optional: true` accepts an empty value. A list of records (firewall rules, say) is checked with
+`fields: {field: kind}` instead of `kind`: every record may hold only those fields, each of its kind.
 """
 import ipaddress
 import re
@@ -80,6 +82,18 @@ KINDS = {
                        "an OpenSSH public key line ('ssh-ed25519 AAAA... comment')"),
     "wsgi_app": (r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*(?:\(\))?", "module:variable, like app:app"),
     "shell_word": (r"(?!-)[A-Za-z0-9_./:=@%+-]+", "one word of letters, digits and ._/:=@%+- (no spaces or quotes)"),
+    "version": (r"[0-9]+(?:\.[0-9A-Za-z]+)*", "a version like 23.0.0"),
+    "apt_package": (r"[a-z0-9][a-z0-9+.-]+(?:=[A-Za-z0-9.+:~-]+)?", "a Debian package name (optionally =version)"),
+    "group_name": (r"[a-z_][a-z0-9_-]{0,31}", "a lowercase group name"),
+    "octal_mode": (r"0[0-7]{3}", "a file mode like 0660"),
+    "python_dotted": (r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*", "a Python name or dotted path"),
+    "url": (r"https?://%s(?::[0-9]{1,5})?(?:/[A-Za-z0-9_.~/%%+=&?:@-]*)?" % DNS_NAME, "an http:// or https:// URL"),
+    "pip_location": (r"(?:https?://%s(?::[0-9]{1,5})?(?:/[A-Za-z0-9_.~/%%+=&?:@-]*)?|/(?:[A-Za-z0-9_.@+-]+/?)*)"
+                     % DNS_NAME, "an http(s):// URL or an absolute path"),
+    "git_url": (r"(?:(?:https|ssh|git|file)://[A-Za-z0-9_.~/%%+:@-]+|[A-Za-z0-9_.-]+@%s:[A-Za-z0-9_.~/+-]+)"
+                % DNS_NAME, "a repository URL (https://, ssh://, git://, file:// or user@host:path)"),
+    "ssh_private_key": (r"-----BEGIN [A-Z ]*PRIVATE KEY-----\n[A-Za-z0-9+/=\n:,-]+\n-----END [A-Z ]*PRIVATE KEY-----\n?",
+                        "a PEM or OpenSSH private key block"),
 }
 
 
@@ -120,9 +134,13 @@ def input_problems(checks):
         raise AnsibleFilterError("input_problems expects a list of {name, value, kind}")
     problems = []
     for check in checks:
-        name, value, kind = check["name"], check.get("value"), check["kind"]
+        name, value = check["name"], check.get("value")
         if check.get("optional") and value in ("", None, [], {}):
             continue
+        if "fields" in check:
+            problems.extend(_record_problems(name, value, check["fields"]))
+            continue
+        kind = check["kind"]
         if isinstance(value, dict):
             items = [("%s key %r" % (name, key), key, "env_name") for key in value]
             items += [("%s[%r]" % (name, key), val, kind) for key, val in value.items()]
@@ -134,6 +152,24 @@ def input_problems(checks):
             problem = value_problem(item, item_kind)
             if problem:
                 problems.append("%s %s" % (label, problem))
+    return problems
+
+
+def _record_problems(name, value, fields):
+    records = value if isinstance(value, list) else [value]
+    problems = []
+    for index, record in enumerate(records):
+        label = "%s[%d]" % (name, index) if isinstance(value, list) else name
+        if not isinstance(record, dict):
+            problems.append("%s must be a mapping with the fields %s" % (label, ", ".join(sorted(fields))))
+            continue
+        for field in sorted(set(record) - set(fields)):
+            problems.append("%s has an unknown field %r (known: %s)" % (label, field, ", ".join(sorted(fields))))
+        for field, kind in sorted(fields.items()):
+            if field in record:
+                problem = value_problem(record[field], kind)
+                if problem:
+                    problems.append("%s.%s %s" % (label, field, problem))
     return problems
 
 

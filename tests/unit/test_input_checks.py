@@ -74,3 +74,35 @@ def test_an_unknown_kind_is_an_error_of_the_role_not_of_the_input():
     from ansible.errors import AnsibleFilterError
     with pytest.raises(AnsibleFilterError):
         input_problems([{"name": "x", "value": "y", "kind": "no-such-kind"}])
+
+
+def test_records_are_checked_field_by_field_and_unknown_fields_are_named():
+    fields = {"port": "regex:[0-9]{1,5}(?::[0-9]{1,5})?", "proto": "regex:tcp|udp|any", "from": "ip_or_cidr"}
+    problems = input_problems([{"name": "hardening_ufw_rules", "fields": fields, "value": [
+        {"port": 5432, "proto": "tcp", "from": "10.0.0.0/8"},
+        {"port": "22; drop", "from": "anywhere"},
+        {"port": 80, "comment": "web"},
+        "8080",
+    ]}])
+    assert problems == [
+        "hardening_ufw_rules[1].from must be an IPv4 or IPv6 address or network (CIDR), got 'anywhere'",
+        "hardening_ufw_rules[1].port must be a value matching [0-9]{1,5}(?::[0-9]{1,5})?, got '22; drop'",
+        "hardening_ufw_rules[2] has an unknown field 'comment' (known: from, port, proto)",
+        "hardening_ufw_rules[3] must be a mapping with the fields from, port, proto",
+    ]
+
+
+@pytest.mark.parametrize("kind,value", [
+    ("version", "23.0.0"), ("apt_package", "python3-venv"), ("apt_package", "nginx=1.18.0-0ubuntu1"),
+    ("octal_mode", "0660"), ("python_dotted", "gunicorn.workers.gthread"), ("url", "http://pypi.example/simple"),
+    ("pip_location", "/opt/wheels"), ("git_url", "https://github.com/you/app.git"),
+    ("git_url", "git@github.com:you/app.git"), ("git_url", "file:///srv/repo.git"),
+    ("ssh_private_key", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n-----END OPENSSH PRIVATE KEY-----\n"),
+])
+def test_more_kinds_accept_their_values(kind, value):
+    assert value_problem(value, kind) is None
+
+
+@pytest.mark.parametrize("value", ["--upload-pack=touch /tmp/pwned", "-oProxyCommand=x", "https://x y", "ext::sh -c x"])
+def test_a_git_url_cannot_be_an_option_or_a_transport_helper(value):
+    assert value_problem(value, "git_url") is not None
