@@ -16,7 +16,8 @@ fails, so no value can add a line, a directive or an option to a configuration f
 
 where `__nginx_site_input_checks` is a list of `{name, value, kind}`: a list value is checked
 element by element; a dict value has its keys checked as `env_name` and its values as `kind`;
-`optional: true` accepts an empty value. A list of records (firewall rules, say) is checked with
+`optional: true` accepts an empty value; `secret: true` keeps the value out of the message (a
+password hash, say). A list of records (firewall rules, say) is checked with
 `fields: {field: kind}` instead of `kind`: every record may hold only those fields, each of its kind.
 """
 import ipaddress
@@ -92,6 +93,12 @@ KINDS = {
                      % DNS_NAME, "an http(s):// URL or an absolute path"),
     "git_url": (r"(?:(?:https|ssh|git|file)://[A-Za-z0-9_.~/%%+:@-]+|[A-Za-z0-9_.-]+@%s:[A-Za-z0-9_.~/+-]+)"
                 % DNS_NAME, "a repository URL (https://, ssh://, git://, file:// or user@host:path)"),
+    "port_or_range": (r"%s(?::%s)?" % ((r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}"
+                                         r"|655[0-2][0-9]|6553[0-5])",) * 2),
+                      "a port 1-65535 or a range like 8000:8010"),
+    "ip_or_cidr_or_any": (None, "an IPv4 or IPv6 address or network (CIDR), or 'any'"),
+    "label": (r"[A-Za-z0-9][A-Za-z0-9 _.:/()+,@-]{0,79}",
+              "a short label of letters, digits, spaces and _.:/()+,@- (no quotes; at most 80)"),
     "ssh_private_key": (r"-----BEGIN [A-Z ]*PRIVATE KEY-----\n[A-Za-z0-9+/=\n:,-]+\n-----END [A-Z ]*PRIVATE KEY-----\n?",
                         "a PEM or OpenSSH private key block"),
 }
@@ -108,8 +115,9 @@ def _is_ip(value, network=False):
     return True
 
 
-def value_problem(value, kind):
-    """None when `value` is of `kind`, else a short phrase saying what it must be."""
+def value_problem(value, kind, secret=False):
+    """None when `value` is of `kind`, else a short phrase saying what it must be (and, unless
+    `secret`, what it got)."""
     if kind.startswith("regex:"):
         pattern, what = kind[len("regex:"):], "a value matching %s" % kind[len("regex:"):]
     elif kind in KINDS:
@@ -123,9 +131,13 @@ def value_problem(value, kind):
         ok = _is_ip(text)
     elif kind == "ip_or_cidr":
         ok = _is_ip(text, network=True)
+    elif kind == "ip_or_cidr_or_any":
+        ok = text == "any" or _is_ip(text, network=True)
     else:
         ok = re.fullmatch(pattern, text) is not None
-    return None if ok else "must be %s, got %r" % (what, text)
+    if ok:
+        return None
+    return "must be %s" % what if secret else "must be %s, got %r" % (what, text)
 
 
 def input_problems(checks):
@@ -149,7 +161,7 @@ def input_problems(checks):
         else:
             items = [(name, value, kind)]
         for label, item, item_kind in items:
-            problem = value_problem(item, item_kind)
+            problem = value_problem(item, item_kind, secret=check.get("secret", False))
             if problem:
                 problems.append("%s %s" % (label, problem))
     return problems
