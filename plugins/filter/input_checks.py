@@ -77,7 +77,9 @@ KINDS = {
     "nginx_directive": (r"[a-z_]+(?: [^;{}\n\r\"'#\\]+)?;", "one nginx directive ending in ';' (no braces, quotes)"),
     "mime_type": (r"[a-z0-9.+-]+/[a-z0-9.+*-]+", "a MIME type like text/css"),
     "crypt_hash": (r"\$(?:1|2[abxy]?|5|6|y|gy|7)\$[./A-Za-z0-9$=]+", "a crypt(3) password hash (openssl passwd -6)"),
-    "ssh_public_key": (r"(?:(?:[a-z-]+(?:=\"[^\"\n]*\")?,?)+ )?"
+    # Options are comma-separated (a required comma: an optional one made the pattern backtrack
+    # exponentially on a long word without a key).
+    "ssh_public_key": (r"(?:[a-z-]+(?:=\"[^\"\n]*\")?(?:,[a-z-]+(?:=\"[^\"\n]*\")?)* )?"
                        r"(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp[0-9]+|sk-[a-z0-9-]+@openssh\.com)"
                        r"(?:-cert-v01@openssh\.com)? AAAA[0-9A-Za-z+/]+=*(?: [^\n\r]*)?",
                        "an OpenSSH public key line ('ssh-ed25519 AAAA... comment')"),

@@ -136,3 +136,9 @@ def test_a_secret_value_is_named_but_never_shown():
     problems = input_problems([{"name": "users_ssh_password_hash", "value": "hunter2", "kind": "crypt_hash",
                                 "secret": True}])
     assert problems == ["users_ssh_password_hash must be a crypt(3) password hash (openssl passwd -6)"]
+
+
+def test_a_long_word_is_refused_as_a_public_key_without_backtracking_for_ever():
+    # The key options were once `(word,?)+`: on a long word with no key after it, the regular
+    # expression tried every way to split the word, 2**n of them (48 letters: days).
+    assert value_problem("not-a-key-just-a-long-hyphenated-phrase-pasted-by-mistake!", "ssh_public_key") is not None
