@@ -42,6 +42,7 @@ DOCUMENTATION = r"""
 
 LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 DNS_NAME = r"(?=.{1,253}$)%s(?:\.%s)*" % (LABEL, LABEL)
+ABS_PATH = r"/(?:[A-Za-z0-9_.@+-]+/)*[A-Za-z0-9_.@+-]*"
 
 # Each kind: (regular expression the whole value must match, what the message says it must be).
 # No pattern admits a newline, a `;`, `{`, `}`, a quote or a leading `-` unless the kind says so.
@@ -50,7 +51,9 @@ KINDS = {
     "dns_name_or_wildcard": (r"(?:\*\.)?" + DNS_NAME, "a DNS name like example.com or *.example.com"),
     "fqdn": (r"(?=.{1,253}$)(?:%s\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?" % LABEL,
              "a fully qualified DNS name like example.com (no wildcard)"),
-    "abs_path": (r"/(?:[A-Za-z0-9_.@+-]+/?)*", "an absolute path of letters, digits and ._@+- (no spaces)"),
+    # Each path pattern has one way to match a path: `(segment/?)*` had 2**n ways to split a long
+    # path, which a bad last character made the matcher try one by one (for hours).
+    "abs_path": (ABS_PATH, "an absolute path of letters, digits and ._@+- (no spaces)"),
     "url_path": (r"/[A-Za-z0-9_.~/%+-]*", "a URL path starting with / (letters, digits, ._~/%+-)"),
     "url_path_dir": (r"/(?:[A-Za-z0-9_.~%+-]+/)*", "a URL path that starts and ends with /"),
     "name": (r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a name of letters, digits, '.', '_' or '-'"),
@@ -66,7 +69,7 @@ KINDS = {
     "bind": (r"(?:unix:/[A-Za-z0-9_.@/+-]+|(?:%s|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})" % DNS_NAME,
              "host:port or unix:/absolute/path"),
     "nginx_size": (r"[0-9]+[kKmMgG]?", "an nginx size like 10m (digits, then k, m or g)"),
-    "nginx_time": (r"(?:[0-9]+(?:ms|s|m|h|d|w|M|y)?)+", "an nginx time like 60s or 1h30m"),
+    "nginx_time": (r"(?:[0-9]+(?:ms|s|m|h|d|w|M|y))*[0-9]+(?:ms|s|m|h|d|w|M|y)?", "an nginx time like 60s or 1h30m"),
     "supervisor_size": (r"[0-9]+(?:KB|MB|GB)?", "a supervisor size like 50MB"),
     "fail2ban_time": (r"-?[0-9]+[smhdw]?", "a fail2ban time like 600, 10m or 1h"),
     "hhmm": (r"(?:[01][0-9]|2[0-3]):[0-5][0-9]", "a time of day HH:MM"),
@@ -91,8 +94,8 @@ KINDS = {
     "octal_mode": (r"0[0-7]{3}", "a file mode like 0660"),
     "python_dotted": (r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*", "a Python name or dotted path"),
     "url": (r"https?://%s(?::[0-9]{1,5})?(?:/[A-Za-z0-9_.~/%%+=&?:@-]*)?" % DNS_NAME, "an http:// or https:// URL"),
-    "pip_location": (r"(?:https?://%s(?::[0-9]{1,5})?(?:/[A-Za-z0-9_.~/%%+=&?:@-]*)?|/(?:[A-Za-z0-9_.@+-]+/?)*)"
-                     % DNS_NAME, "an http(s):// URL or an absolute path"),
+    "pip_location": (r"(?:https?://%s(?::[0-9]{1,5})?(?:/[A-Za-z0-9_.~/%%+=&?:@-]*)?|%s)"
+                     % (DNS_NAME, ABS_PATH), "an http(s):// URL or an absolute path"),
     "git_url": (r"(?:(?:https|ssh|git|file)://[A-Za-z0-9_.~/%%+:@-]+|[A-Za-z0-9_.-]+@%s:[A-Za-z0-9_.~/+-]+)"
                 % DNS_NAME, "a repository URL (https://, ssh://, git://, file:// or user@host:path)"),
     "port_or_range": (r"%s(?::%s)?" % ((r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}"

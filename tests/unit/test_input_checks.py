@@ -142,3 +142,35 @@ def test_a_long_word_is_refused_as_a_public_key_without_backtracking_for_ever():
     # The key options were once `(word,?)+`: on a long word with no key after it, the regular
     # expression tried every way to split the word, 2**n of them (48 letters: days).
     assert value_problem("not-a-key-just-a-long-hyphenated-phrase-pasted-by-mistake!", "ssh_public_key") is not None
+
+
+# Long values made of the characters each kind allows, with a bad last character: a pattern with
+# two ways to match the same text (`(segment/?)*`, `(digits unit?)+`) tries all 2**n of them before
+# it fails, and the play hangs for hours on one pasted value. Not a speed goal: a matcher that ends
+# takes microseconds here, one that does not is stopped after 10 s.
+PIECES = ["a", "a-", "a.", "a/", "/a", "a:", "a@", "a1", "A", "0", "a=", "a,", "-", "aa.b", "$a", "a+", "%2"]
+HEADS = ["", "/", "https://a.b/", "ssh-ed25519 AAAA", "$6$", "a@b.c:"]
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_no_kind_backtracks_for_ever_on_a_long_bad_value(kind):
+    import signal
+
+    def stop(*_):
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    try:
+        for head in HEADS:
+            for piece in PIECES:
+                for tail in ("!", "; x", "\n"):
+                    value = head + piece * 40 + tail
+                    signal.alarm(10)
+                    try:
+                        value_problem(value, kind)
+                    except TimeoutError:
+                        pytest.fail("%s: no answer after 10 s for %r" % (kind, value))
+                    finally:
+                        signal.alarm(0)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
