@@ -16,7 +16,8 @@ fails, so no value can add a line, a directive or an option to a configuration f
 
 where `__nginx_site_input_checks` is a list of `{name, value, kind}`: a list value is checked
 element by element; a dict value has its keys checked as `env_name` and its values as `kind`;
-`optional: true` accepts an empty value. A list of records (firewall rules, say) is checked with
+`optional: true` accepts an empty value; `secret: true` keeps the value out of the message (a
+password hash, say). A list of records (firewall rules, say) is checked with
 `fields: {field: kind}` instead of `kind`: every record may hold only those fields, each of its kind.
 """
 import ipaddress
@@ -41,6 +42,7 @@ DOCUMENTATION = r"""
 
 LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 DNS_NAME = r"(?=.{1,253}$)%s(?:\.%s)*" % (LABEL, LABEL)
+ABS_PATH = r"/(?:[A-Za-z0-9_.@+-]+/)*[A-Za-z0-9_.@+-]*"
 
 # Each kind: (regular expression the whole value must match, what the message says it must be).
 # No pattern admits a newline, a `;`, `{`, `}`, a quote or a leading `-` unless the kind says so.
@@ -49,7 +51,9 @@ KINDS = {
     "dns_name_or_wildcard": (r"(?:\*\.)?" + DNS_NAME, "a DNS name like example.com or *.example.com"),
     "fqdn": (r"(?=.{1,253}$)(?:%s\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?" % LABEL,
              "a fully qualified DNS name like example.com (no wildcard)"),
-    "abs_path": (r"/(?:[A-Za-z0-9_.@+-]+/?)*", "an absolute path of letters, digits and ._@+- (no spaces)"),
+    # Each path pattern has one way to match a path: `(segment/?)*` had 2**n ways to split a long
+    # path, which a bad last character made the matcher try one by one (for hours).
+    "abs_path": (ABS_PATH, "an absolute path of letters, digits and ._@+- (no spaces)"),
     "url_path": (r"/[A-Za-z0-9_.~/%+-]*", "a URL path starting with / (letters, digits, ._~/%+-)"),
     "url_path_dir": (r"/(?:[A-Za-z0-9_.~%+-]+/)*", "a URL path that starts and ends with /"),
     "name": (r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a name of letters, digits, '.', '_' or '-'"),
@@ -65,7 +69,7 @@ KINDS = {
     "bind": (r"(?:unix:/[A-Za-z0-9_.@/+-]+|(?:%s|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})" % DNS_NAME,
              "host:port or unix:/absolute/path"),
     "nginx_size": (r"[0-9]+[kKmMgG]?", "an nginx size like 10m (digits, then k, m or g)"),
-    "nginx_time": (r"(?:[0-9]+(?:ms|s|m|h|d|w|M|y)?)+", "an nginx time like 60s or 1h30m"),
+    "nginx_time": (r"(?:[0-9]+(?:ms|s|m|h|d|w|M|y))*[0-9]+(?:ms|s|m|h|d|w|M|y)?", "an nginx time like 60s or 1h30m"),
     "supervisor_size": (r"[0-9]+(?:KB|MB|GB)?", "a supervisor size like 50MB"),
     "fail2ban_time": (r"-?[0-9]+[smhdw]?", "a fail2ban time like 600, 10m or 1h"),
     "hhmm": (r"(?:[01][0-9]|2[0-3]):[0-5][0-9]", "a time of day HH:MM"),
@@ -76,7 +80,9 @@ KINDS = {
     "nginx_directive": (r"[a-z_]+(?: [^;{}\n\r\"'#\\]+)?;", "one nginx directive ending in ';' (no braces, quotes)"),
     "mime_type": (r"[a-z0-9.+-]+/[a-z0-9.+*-]+", "a MIME type like text/css"),
     "crypt_hash": (r"\$(?:1|2[abxy]?|5|6|y|gy|7)\$[./A-Za-z0-9$=]+", "a crypt(3) password hash (openssl passwd -6)"),
-    "ssh_public_key": (r"(?:(?:[a-z-]+(?:=\"[^\"\n]*\")?,?)+ )?"
+    # Options are comma-separated (a required comma: an optional one made the pattern backtrack
+    # exponentially on a long word without a key).
+    "ssh_public_key": (r"(?:[a-z-]+(?:=\"[^\"\n]*\")?(?:,[a-z-]+(?:=\"[^\"\n]*\")?)* )?"
                        r"(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp[0-9]+|sk-[a-z0-9-]+@openssh\.com)"
                        r"(?:-cert-v01@openssh\.com)? AAAA[0-9A-Za-z+/]+=*(?: [^\n\r]*)?",
                        "an OpenSSH public key line ('ssh-ed25519 AAAA... comment')"),
@@ -88,10 +94,16 @@ KINDS = {
     "octal_mode": (r"0[0-7]{3}", "a file mode like 0660"),
     "python_dotted": (r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*", "a Python name or dotted path"),
     "url": (r"https?://%s(?::[0-9]{1,5})?(?:/[A-Za-z0-9_.~/%%+=&?:@-]*)?" % DNS_NAME, "an http:// or https:// URL"),
-    "pip_location": (r"(?:https?://%s(?::[0-9]{1,5})?(?:/[A-Za-z0-9_.~/%%+=&?:@-]*)?|/(?:[A-Za-z0-9_.@+-]+/?)*)"
-                     % DNS_NAME, "an http(s):// URL or an absolute path"),
+    "pip_location": (r"(?:https?://%s(?::[0-9]{1,5})?(?:/[A-Za-z0-9_.~/%%+=&?:@-]*)?|%s)"
+                     % (DNS_NAME, ABS_PATH), "an http(s):// URL or an absolute path"),
     "git_url": (r"(?:(?:https|ssh|git|file)://[A-Za-z0-9_.~/%%+:@-]+|[A-Za-z0-9_.-]+@%s:[A-Za-z0-9_.~/+-]+)"
                 % DNS_NAME, "a repository URL (https://, ssh://, git://, file:// or user@host:path)"),
+    "port_or_range": (r"%s(?::%s)?" % ((r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}"
+                                         r"|655[0-2][0-9]|6553[0-5])",) * 2),
+                      "a port 1-65535 or a range like 8000:8010"),
+    "ip_or_cidr_or_any": (None, "an IPv4 or IPv6 address or network (CIDR), or 'any'"),
+    "label": (r"[A-Za-z0-9][A-Za-z0-9 _.:/()+,@-]{0,79}",
+              "a short label of letters, digits, spaces and _.:/()+,@- (no quotes; at most 80)"),
     "ssh_private_key": (r"-----BEGIN [A-Z ]*PRIVATE KEY-----\n[A-Za-z0-9+/=\n:,-]+\n-----END [A-Z ]*PRIVATE KEY-----\n?",
                         "a PEM or OpenSSH private key block"),
 }
@@ -108,8 +120,9 @@ def _is_ip(value, network=False):
     return True
 
 
-def value_problem(value, kind):
-    """None when `value` is of `kind`, else a short phrase saying what it must be."""
+def value_problem(value, kind, secret=False):
+    """None when `value` is of `kind`, else a short phrase saying what it must be (and, unless
+    `secret`, what it got)."""
     if kind.startswith("regex:"):
         pattern, what = kind[len("regex:"):], "a value matching %s" % kind[len("regex:"):]
     elif kind in KINDS:
@@ -123,9 +136,13 @@ def value_problem(value, kind):
         ok = _is_ip(text)
     elif kind == "ip_or_cidr":
         ok = _is_ip(text, network=True)
+    elif kind == "ip_or_cidr_or_any":
+        ok = text == "any" or _is_ip(text, network=True)
     else:
         ok = re.fullmatch(pattern, text) is not None
-    return None if ok else "must be %s, got %r" % (what, text)
+    if ok:
+        return None
+    return "must be %s" % what if secret else "must be %s, got %r" % (what, text)
 
 
 def input_problems(checks):
@@ -149,7 +166,7 @@ def input_problems(checks):
         else:
             items = [(name, value, kind)]
         for label, item, item_kind in items:
-            problem = value_problem(item, item_kind)
+            problem = value_problem(item, item_kind, secret=check.get("secret", False))
             if problem:
                 problems.append("%s %s" % (label, problem))
     return problems

@@ -40,11 +40,17 @@ def test_each_kind_accepts_its_values(kind, value):
     assert value_problem(value, kind) is None
 
 
+# Kinds whose values are quoted where they are used and so may hold inner spaces (a ufw comment).
+SPACED = {"label"}
+
+
 @pytest.mark.parametrize("kind", sorted(set(KINDS) - {"env_value", "http_header_value", "nginx_directive"}))
 @pytest.mark.parametrize("value", HOSTILE)
 def test_no_kind_admits_a_value_that_adds_a_line_or_a_directive(kind, value):
     if kind == "ssh_public_key":
         value = "ssh-ed25519 AAAAC3 x\nssh-ed25519 AAAAC3 evil" if value == "x\nuser=root" else value
+    if kind in SPACED and value == "x y":
+        value = " x y"  # a leading space is still refused
     assert value_problem(value, kind) is not None, (kind, value)
 
 
@@ -106,3 +112,65 @@ def test_more_kinds_accept_their_values(kind, value):
 @pytest.mark.parametrize("value", ["--upload-pack=touch /tmp/pwned", "-oProxyCommand=x", "https://x y", "ext::sh -c x"])
 def test_a_git_url_cannot_be_an_option_or_a_transport_helper(value):
     assert value_problem(value, "git_url") is not None
+
+
+@pytest.mark.parametrize("kind,value", [
+    ("port_or_range", "22"), ("port_or_range", "65535"), ("port_or_range", "60000:61000"), ("port_or_range", 5432),
+    ("ip_or_cidr_or_any", "any"), ("ip_or_cidr_or_any", "10.0.0.0/8"), ("ip_or_cidr_or_any", "2001:db8::/32"),
+    ("label", "PostgreSQL from the private network"), ("label", "mosh (60000:61000)"),
+])
+def test_firewall_kinds_accept_their_values(kind, value):
+    assert value_problem(value, kind) is None
+
+
+@pytest.mark.parametrize("kind,value", [
+    ("port_or_range", "0"), ("port_or_range", "65536"), ("port_or_range", "22 from 1.2.3.4"), ("port_or_range", "80:"),
+    ("ip_or_cidr_or_any", "anywhere"), ("ip_or_cidr_or_any", "10.0.0.0/33"),
+    ("label", "x' proto udp '"), ("label", "x" * 81),
+])
+def test_firewall_kinds_refuse_what_would_add_an_option(kind, value):
+    assert value_problem(value, kind) is not None
+
+
+def test_a_secret_value_is_named_but_never_shown():
+    problems = input_problems([{"name": "users_ssh_password_hash", "value": "hunter2", "kind": "crypt_hash",
+                                "secret": True}])
+    assert problems == ["users_ssh_password_hash must be a crypt(3) password hash (openssl passwd -6)"]
+
+
+def test_a_long_word_is_refused_as_a_public_key_without_backtracking_for_ever():
+    # The key options were once `(word,?)+`: on a long word with no key after it, the regular
+    # expression tried every way to split the word, 2**n of them (48 letters: days).
+    assert value_problem("not-a-key-just-a-long-hyphenated-phrase-pasted-by-mistake!", "ssh_public_key") is not None
+
+
+# Long values made of the characters each kind allows, with a bad last character: a pattern with
+# two ways to match the same text (`(segment/?)*`, `(digits unit?)+`) tries all 2**n of them before
+# it fails, and the play hangs for hours on one pasted value. Not a speed goal: a matcher that ends
+# takes microseconds here, one that does not is stopped after 10 s.
+PIECES = ["a", "a-", "a.", "a/", "/a", "a:", "a@", "a1", "A", "0", "a=", "a,", "-", "aa.b", "$a", "a+", "%2"]
+HEADS = ["", "/", "https://a.b/", "ssh-ed25519 AAAA", "$6$", "a@b.c:"]
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_no_kind_backtracks_for_ever_on_a_long_bad_value(kind):
+    import signal
+
+    def stop(*_):
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    try:
+        for head in HEADS:
+            for piece in PIECES:
+                for tail in ("!", "; x", "\n"):
+                    value = head + piece * 40 + tail
+                    signal.alarm(10)
+                    try:
+                        value_problem(value, kind)
+                    except TimeoutError:
+                        pytest.fail("%s: no answer after 10 s for %r" % (kind, value))
+                    finally:
+                        signal.alarm(0)
+    finally:
+        signal.signal(signal.SIGALRM, previous)

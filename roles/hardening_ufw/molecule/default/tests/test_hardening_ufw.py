@@ -6,6 +6,7 @@ import time
 import pytest
 
 from conftest import assert_no_changes, assert_rejected_naming, journal
+from tests.lib.hostile import HOSTILE, named, spoil
 from tests.lib.listeners import connects, listening
 from tests.lib.ssh import container_address
 
@@ -34,6 +35,17 @@ def user_input_packets(host, port):
 
 def ufw_state(host):
     return host.check_output("ufw status verbose") + host.check_output("sha256sum /etc/ufw/user.rules /etc/ufw/user6.rules")
+
+
+# Every file the role writes, and what ufw and fail2ban have loaded.
+WRITTEN = ["/etc/ufw/user.rules", "/etc/ufw/user6.rules", "/etc/default/ufw", "/etc/ufw/ufw.conf",
+           "/etc/fail2ban/jail.d/hardening-ufw-sshd.local", "/etc/apt/apt.conf.d/20auto-upgrades",
+           "/etc/apt/apt.conf.d/52hardening-ufw-unattended-upgrades"]
+
+
+def written(host):
+    return (ufw_state(host) + host.check_output("sha256sum " + " ".join(WRITTEN))
+            + host.check_output("fail2ban-client get sshd ignoreip; fail2ban-client get sshd bantime"))
 
 
 def test_ufw_is_active_with_exactly_the_expected_policies_and_rules(host):
@@ -117,12 +129,47 @@ def test_ssh_rule_follows_users_ssh_port(ansible_playbook, host):
     ({"hardening_ufw_ssh_port": "ssh"}, "hardening_ufw_ssh_port"),
     ({"hardening_ufw_rules": [{"port": "http"}]}, "hardening_ufw_rules"),
     ({"hardening_ufw_logging": "loud"}, "hardening_ufw_logging"),
-], ids=["non-numeric-port", "rule-without-port-number", "unknown-log-level"])
+    ({"hardening_ufw_rules": [{"port": "60000:61000", "proto": "any"}]}, "hardening_ufw_rules"),
+    ({"hardening_ufw_rules": [{"port": 5432, "source": "10.0.0.0/8"}]}, "hardening_ufw_rules"),
+    ({"hardening_ufw_web_ports": [80, 70000]}, "hardening_ufw_web_ports"),
+], ids=["non-numeric-port", "rule-without-port-number", "unknown-log-level", "range-with-proto-any",
+        "rule-with-unknown-field", "web-port-out-of-range"])
 def test_bad_input_fails_before_any_change(ansible_playbook, host, extra_vars, variable):
-    before = ufw_state(host)
+    before = written(host)
     run = ansible_playbook("converge.yml", extra_vars=extra_vars)
     assert_rejected_naming(run, variable)
-    assert ufw_state(host) == before
+    assert written(host) == before
+
+
+# Each free-text value the role passes to ufw (one command line the module joins), fail2ban's jail
+# and apt's configuration, spoiled one hostile class at a time. Exceptions, each harmless where the
+# value goes: a rule's comment may hold spaces (ufw gets it quoted; the test checks it is
+# accepted), and a fail2ban time may start with '-' (bantime -1 is "for ever").
+GOOD = {
+    "hardening_ufw_fail2ban_findtime": "10m", "hardening_ufw_fail2ban_bantime": "1h",
+    "hardening_ufw_fail2ban_ignore_ips": ["192.0.2.0/24"], "hardening_ufw_unattended_upgrades_reboot_time": "04:00",
+    "hardening_ufw_packages": ["ufw"],
+}
+GOOD_RULE = {"port": "5432", "from": "10.11.0.0/16", "comment": "PostgreSQL"}
+HARMLESS = {("comment", "space"), ("hardening_ufw_fail2ban_findtime", "leading-dash"),
+            ("hardening_ufw_fail2ban_bantime", "leading-dash")}
+
+
+@pytest.mark.parametrize("cls", HOSTILE)
+def test_hostile_values_fail_naming_each_variable_before_any_change(ansible_playbook, host, cls):
+    extra_vars = {name: [spoil(v, cls) for v in good] if isinstance(good, list) else spoil(good, cls)
+                  for name, good in GOOD.items() if (name, cls) not in HARMLESS}
+    rule = {field: spoil(good, cls) if (field, cls) not in HARMLESS else good for field, good in GOOD_RULE.items()}
+    extra_vars["hardening_ufw_rules"] = [rule]
+    before = written(host)
+    run = ansible_playbook("converge.yml", extra_vars=extra_vars)
+    assert run.rc != 0 and run.changed == 0, run.describe()
+    labels = [name for name in extra_vars if name != "hardening_ufw_rules"]
+    labels += [f"hardening_ufw_rules[0].{field}" for field in GOOD_RULE if (field, cls) not in HARMLESS]
+    assert [label for label in labels if not named(run, label)] == [], run.describe()
+    if cls == "space":
+        assert not named(run, "hardening_ufw_rules[0].comment"), run.describe()
+    assert written(host) == before
 
 
 # Last of the host tests: the 6th connection within 30 s blocks the host's address for a while.

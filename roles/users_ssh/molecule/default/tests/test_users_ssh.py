@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_no_changes, assert_rejected_naming, journal
+from tests.lib.hostile import HOSTILE, named, spoil
 from tests.lib.ssh import assert_password_login_is_refused, container_address, ssh, ssh_audit
 
 POLICY = "Hardened Ubuntu Server 20.04 LTS (version 5)"
@@ -16,6 +17,9 @@ EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "."))
 KEY_FROM_FILE = EPHEMERAL / "key_from_file"
 KEY_FROM_STRING = EPHEMERAL / "key_from_string"
 KEY_STRAY = EPHEMERAL / "key_stray"
+# openssl passwd -6 -salt gigaflasksalt Sudo-pass-42
+PASSWORD_HASH = ("$6$gigaflasksalt$Y7pY1LmhPHkAq/aQm4BL3UnImooqSd5vDkYuUhuk39HbhF4nQ4zfRqM15Fz0i9JUj0ddpH"
+                 "F9Gqu8rkYMa3g2F0")
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +42,18 @@ def effective(host, user=None):
 
 def sha256(host, path):
     return host.check_output(f"sha256sum {path}").split()[0]
+
+
+# Every file the role writes (or that changes with the deploy user), to prove a refused run left
+# the host exactly as it was.
+WRITTEN = ["/etc/ssh/sshd_config", f"/etc/sudoers.d/90-{USER}", f"/home/{USER}/.ssh/authorized_keys",
+           "/etc/ssh/ssh_host_rsa_key.pub", "/etc/ssh/ssh_host_ed25519_key.pub", "/etc/ssh/moduli",
+           "/etc/passwd", "/etc/shadow", "/etc/group"]
+
+
+def written(host):
+    return host.check_output("sha256sum " + " ".join(WRITTEN) + "; ls -la --time-style=full-iso /etc/ssh "
+                             f"/etc/sudoers.d /home/{USER}/.ssh")
 
 
 @pytest.mark.parametrize("user", [None, "root", USER])
@@ -146,31 +162,95 @@ def test_existing_key_satisfies_the_lockout_guard_when_not_exclusive(ansible_pla
     assert_no_changes(run)
 
 
-@pytest.mark.parametrize("extra_vars, variable", [
+@pytest.mark.parametrize("extra_vars, variables", [
     ({"users_ssh_user": "probe", "users_ssh_authorized_keys": [], "users_ssh_authorized_key_files": []},
-     "users_ssh_authorized_keys"),
-    ({"users_ssh_user": "probe", "users_ssh_port": "twenty-two"}, "users_ssh_port"),
-    ({"users_ssh_user": "probe", "users_ssh_sudo_mode": "sometimes"}, "users_ssh_sudo_mode"),
-    ({"users_ssh_user": "probe", "users_ssh_ciphers": ["rot13-cbc"]}, "users_ssh_ciphers"),
-], ids=["password-off-and-no-keys", "non-numeric-port", "unknown-sudo-mode", "cipher-sshd-rejects"])
-def test_bad_input_fails_before_any_change(ansible_playbook, host, extra_vars, variable):
-    config_before = sha256(host, "/etc/ssh/sshd_config")
+     ["users_ssh_authorized_keys", "users_ssh_authorized_key_files"]),
+    ({"users_ssh_user": "probe", "users_ssh_port": "twenty-two"}, ["users_ssh_port"]),
+    ({"users_ssh_user": "probe", "users_ssh_sudo_mode": "sometimes"}, ["users_ssh_sudo_mode"]),
+    ({"users_ssh_user": "probe", "users_ssh_ciphers": ["rot13-cbc"]}, ["users_ssh_ciphers"]),
+    ({"users_ssh_user": "root"}, ["users_ssh_user"]),
+    ({"users_ssh_user": "probe", "users_ssh_authorized_key_files": ["/nonexistent/key.pub"]},
+     ["users_ssh_authorized_key_files"]),
+    ({"users_ssh_user": "probe", "users_ssh_authorized_key_files": [str(KEY_STRAY)]},
+     ["users_ssh_authorized_key_files"]),
+], ids=["exclusive-and-no-keys", "non-numeric-port", "unknown-sudo-mode", "cipher-sshd-rejects", "root-as-deploy-user",
+        "missing-key-file", "private-key-file"])
+def test_bad_input_fails_before_any_change(ansible_playbook, host, extra_vars, variables):
+    before = written(host)
     run = ansible_playbook("converge.yml", extra_vars=extra_vars)
-    assert_rejected_naming(run, variable)
+    for variable in variables:
+        assert_rejected_naming(run, variable)
     assert not host.user("probe").exists
-    assert sha256(host, "/etc/ssh/sshd_config") == config_before
+    assert written(host) == before
     assert host.service("ssh").is_running
 
 
-def test_match_block_that_would_let_root_in_stops_the_role_before_writing(ansible_playbook, host):
-    drop_in = "/etc/ssh/sshd_config.d/60-root-from-anywhere.conf"
-    config_before = sha256(host, "/etc/ssh/sshd_config")
-    host.run_expect([0], f"printf 'Match User root\\n  PermitRootLogin yes\\n' > {drop_in}")
-    try:
-        run = ansible_playbook("converge.yml")
-    finally:
-        host.run_expect([0], f"rm -f {drop_in}")
+def test_a_private_key_file_is_refused_without_showing_it(ansible_playbook):
+    run = ansible_playbook("converge.yml", extra_vars={"users_ssh_authorized_key_files": [str(KEY_STRAY)]})
+    private = KEY_STRAY.read_text().splitlines()[1]
+    assert run.rc != 0 and private not in run.output, run.describe()
+
+
+# Each value the role writes somewhere (sshd_config, sudoers, authorized_keys, the user database,
+# apt), spoiled one hostile class at a time. Exceptions, each harmless where the value goes:
+# a key line has spaces (type, key, comment), so a space only adds to its comment (and the test
+# checks that this one is accepted).
+def good_values():
+    return {
+        "users_ssh_user": USER, "users_ssh_shell": "/bin/bash", "users_ssh_password_hash": PASSWORD_HASH,
+        # type and key, no comment: what follows the key is the comment
+        "users_ssh_authorized_keys": [" ".join(KEY_FROM_STRING.with_suffix(".pub").read_text().split()[:2])],
+        "users_ssh_authorized_key_files": [str(KEY_FROM_FILE.with_suffix(".pub"))],
+        "users_ssh_allow_users": [USER], "users_ssh_allow_groups": ["sudo"],
+        "users_ssh_kex_algorithms": ["curve25519-sha256"], "users_ssh_ciphers": ["aes256-gcm@openssh.com"],
+        "users_ssh_macs": ["hmac-sha2-256-etm@openssh.com"], "users_ssh_host_key_algorithms": ["ssh-ed25519"],
+        "users_ssh_packages": ["openssh-server"],
+    }
+
+
+HARMLESS = {("users_ssh_authorized_keys", "space")}
+
+
+@pytest.mark.parametrize("cls", HOSTILE)
+def test_hostile_values_fail_naming_each_variable_before_any_change(ansible_playbook, host, cls):
+    extra_vars = {name: [spoil(v, cls) for v in good] if isinstance(good, list) else spoil(good, cls)
+                  for name, good in good_values().items() if (name, cls) not in HARMLESS}
+    before = written(host)
+    run = ansible_playbook("converge.yml", extra_vars=extra_vars)
     assert run.rc != 0 and run.changed == 0, run.describe()
-    assert any("sshd_config.d" in message and "permitrootlogin no" in message
+    unnamed = [name for name in extra_vars if not named(run, name)]
+    assert not unnamed, run.describe()
+    if cls == "space":
+        assert not named(run, "users_ssh_authorized_keys"), run.describe()
+    assert written(host) == before
+
+
+@pytest.mark.parametrize("drop_in, keyword", [
+    ("Match User root\n  PermitRootLogin yes\n", "PermitRootLogin"),
+    ("Match Group sudo\n  PasswordAuthentication yes\n", "PasswordAuthentication"),
+    ("Match Address 10.0.0.0/8,192.168.0.0/16\n  PasswordAuthentication yes\n", "PasswordAuthentication"),
+], ids=["match-user", "match-group", "match-address"])
+def test_match_block_that_loosens_logins_stops_the_role_before_writing(ansible_playbook, host, drop_in, keyword):
+    path = "/etc/ssh/sshd_config.d/60-loosen.conf"
+    host.run_expect([0], f"printf '{drop_in}' > {path}")
+    try:
+        before = written(host)
+        run = ansible_playbook("converge.yml")
+        after = written(host)
+    finally:
+        host.run_expect([0], f"rm -f {path}")
+    assert run.rc != 0 and run.changed == 0, run.describe()
+    assert any(f"{path} line 2" in message and f"sets {keyword} " in message
                for message in run.failure_messages), run.describe()
-    assert sha256(host, "/etc/ssh/sshd_config") == config_before
+    assert after == before
+
+
+def test_match_block_that_only_restricts_sessions_is_accepted(ansible_playbook, host):
+    path = "/etc/ssh/sshd_config.d/60-sftp.conf"
+    host.run_expect([0], f"printf 'Match Group sftponly\\n  ForceCommand internal-sftp\\n  "
+                         f"AllowTcpForwarding no\\n' > {path}")
+    try:
+        run = ansible_playbook("converge.yml", check=True)
+    finally:
+        host.run_expect([0], f"rm -f {path}")
+    assert_no_changes(run)

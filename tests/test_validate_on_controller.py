@@ -1,0 +1,55 @@
+"""A role's `validate` entry point runs on the controller alone.
+
+playbooks/validate.yml imports every role's `validate` entry point before connect.yml logs in, so
+that bad input fails naming the variable with no SSH connection made (no failed login for fail2ban
+to count). Here the host is an address where nothing listens: any task that needed the host would
+come back "unreachable". Roles listed in CONTROLLER_ONLY are held to it (the others join as they
+are converted).
+"""
+import json
+
+import pytest
+
+from conftest import run_playbook
+
+CONTROLLER_ONLY = ["users_ssh", "hardening_ufw"]
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBGyZ2Hm1y7tAQhz5SxRYwfMBHqFpnvJGC4e5QlK2f5P you@laptop"
+# Enough for every role above to pass with its defaults (exclusive keys need a key).
+GOOD = {"users_ssh_authorized_keys": [KEY]}
+
+
+def validate(tmp_path, role, extra_vars):
+    playbook = tmp_path / "validate.yml"
+    playbook.write_text(json.dumps([{
+        "name": "Validate on the controller", "hosts": "web", "gather_facts": False,
+        "tasks": [{"name": f"Check the input of {role}",
+                   "ansible.builtin.import_role": {"name": f"gigaflask.stack.{role}", "tasks_from": "validate"}}],
+    }]))
+    inventory = tmp_path / "inventory.json"
+    # Port 9 on loopback: the connection is refused at once, so a task that needs the host fails
+    # "unreachable" quickly instead of waiting for a timeout.
+    inventory.write_text(json.dumps({"web": {"hosts": {"nowhere": {
+        "ansible_host": "127.0.0.1", "ansible_port": 9, "ansible_user": "nobody",
+        "ansible_connection": "ssh", "ansible_ssh_common_args": "-o ControlMaster=no -o ConnectTimeout=3"}}}}))
+    return run_playbook(playbook, inventory=inventory, extra_vars={**GOOD, **extra_vars})
+
+
+@pytest.mark.parametrize("role", CONTROLLER_ONLY)
+def test_validate_passes_good_input_without_reaching_the_host(tmp_path, role):
+    run = validate(tmp_path, role, {})
+    assert run.rc == 0 and run.failed == 0 and run.total("unreachable") == 0, run.describe()
+    assert run.total("ok") > 0, run.describe()
+
+
+@pytest.mark.parametrize("role, extra_vars, variable", [
+    ("users_ssh", {"users_ssh_user": "Deploy; rm"}, "users_ssh_user"),
+    ("users_ssh", {"users_ssh_authorized_keys": [], "users_ssh_authorized_key_files": []},
+     "users_ssh_authorized_key_files"),
+    ("users_ssh", {"users_ssh_port": 70000}, "users_ssh_port"),
+    ("hardening_ufw", {"hardening_ufw_rules": [{"port": "22 from 1.2.3.4"}]}, "hardening_ufw_rules[0].port"),
+    ("hardening_ufw", {"hardening_ufw_fail2ban_bantime": "1h\nenabled = false"}, "hardening_ufw_fail2ban_bantime"),
+], ids=["user", "no-keys", "port", "ufw-rule", "jail-time"])
+def test_validate_refuses_bad_input_without_reaching_the_host(tmp_path, role, extra_vars, variable):
+    run = validate(tmp_path, role, extra_vars)
+    assert run.rc != 0 and run.total("unreachable") == 0, run.describe()
+    assert any(variable in message for message in run.failure_messages), run.describe()
