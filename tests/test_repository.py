@@ -9,7 +9,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from conftest import ROOT, run_playbook
-from tests.lib.collection_docs import assert_ansible_doc_shows_every_role
+from tests.lib.collection import assert_ansible_doc_shows_every_role, assert_tarball_is_the_collection, build
 
 
 def test_site_playbook_passes_syntax_check():
@@ -35,6 +35,11 @@ def test_role_readmes_defaults_and_argument_specs_agree():
 def test_every_role_has_an_argument_spec():
     for role in sorted((ROOT / "roles").iterdir()):
         assert (role / "meta/argument_specs.yml").is_file(), f"{role.name} has no meta/argument_specs.yml"
+
+
+def test_galaxy_build_packs_the_collection_and_none_of_the_harness(tmp_path):
+    # Quick feedback for galaxy.yml's build_ignore; molecule/collection installs and uses the tarball.
+    assert_tarball_is_the_collection(build(ROOT, tmp_path), ROOT)
 
 
 def test_ansible_doc_shows_every_role_and_entry_point_of_the_collection():
