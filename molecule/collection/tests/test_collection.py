@@ -111,7 +111,7 @@ def test_a_playbook_of_the_consumers_own_converges_with_the_installed_roles():
     assert run.rc == 0 and run.failed == 0 and run.changed == 0, run.describe()
     paths = {task["task"]["name"]: task["task"]["path"] for task in run.tasks}
     roles = {name.split(" : ")[0] for name in paths if " : " in name}
-    assert {"users_ssh", "hardening_ufw", "tls_selfsigned"} <= roles, roles
+    assert {f"gigaflask.stack.{role}" for role in ("users_ssh", "hardening_ufw", "tls_selfsigned")} <= roles, roles
     outside = {name: path for name, path in paths.items()
                if not Path(path.rsplit(":", 1)[0]).resolve().is_relative_to(INSTALLED.resolve())
                and not path.startswith(str(CONSUMER / "playbook.yml"))}
