@@ -3,19 +3,25 @@ SHELL := /bin/bash
 VENV_BIN := $(CURDIR)/.venv/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help setup engine images lint test demo demo-clean bench audit
+.PHONY: help setup lock engine images lint test demo demo-clean bench audit
 
 help:
 	@echo "make demo        deploy the whole stack to a local Ubuntu 20.04 container over SSH"
 	@echo "make demo-clean  remove the demo container"
 	@echo "make test        lint + every Molecule scenario, with a summary"
 	@echo "make lint        yamllint, ansible-lint (production) and the repository tests"
-	@echo "make setup       create .venv with the pinned toolchain"
+	@echo "make setup       create .venv with the locked toolchain (requirements.txt, hash-checked)"
+	@echo "make lock        re-resolve requirements.in into requirements.txt (LOCK_ARGS=--upgrade: newest allowed)"
 	@echo "make images      build the local test images (no registry needed)"
 	@echo "make bench       measure speed against the floor and the tutorial -> bench/REPORT.md (< 15 min)"
 	@echo "make audit       ssh-audit, testssl.sh, gixy, lynis on a converged server -> bench/AUDIT.md"
 
 setup:
+	@tools/setup
+
+# requirements.in -> requirements.txt (tools/lock), then the venv to match it.
+lock:
+	@tools/lock $(LOCK_ARGS)
 	@tools/setup
 
 engine:

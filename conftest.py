@@ -63,6 +63,19 @@ class PlaybookRun:
             messages.append(f"{host}: {name}: {text}")
         return messages
 
+    @classmethod
+    def from_process(cls, proc):
+        """The run of a finished ansible-playbook process that printed the ansible.posix.json callback."""
+        run = cls(rc=proc.returncode, output=proc.stdout + proc.stderr)
+        try:
+            start = proc.stdout.index("{")
+            data = json.loads(proc.stdout[start:])
+        except ValueError:
+            return run
+        run.stats = data.get("stats", {})
+        run.tasks = [task for play in data.get("plays", []) for task in play.get("tasks", [])]
+        return run
+
     def describe(self):
         return (f"rc={self.rc} changed={self.changed} failed={self.failed}\n"
                 f"changed tasks: {self.changed_tasks}\nfailures: {self.failure_messages}\n"
@@ -100,15 +113,7 @@ def run_playbook(playbook, *, inventory=None, extra_vars=None, check=False, diff
                    ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
     run_env.update(env or {})
     proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, timeout=timeout, check=False)
-    run = PlaybookRun(rc=proc.returncode, output=proc.stdout + proc.stderr)
-    try:
-        start = proc.stdout.index("{")
-        data = json.loads(proc.stdout[start:])
-    except ValueError:
-        return run
-    run.stats = data.get("stats", {})
-    run.tasks = [task for play in data.get("plays", []) for task in play.get("tasks", [])]
-    return run
+    return PlaybookRun.from_process(proc)
 
 
 @pytest.fixture(scope="session")
