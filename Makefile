@@ -3,12 +3,13 @@ SHELL := /bin/bash
 VENV_BIN := $(CURDIR)/.venv/bin
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help setup lock engine images lint test demo demo-clean bench audit
+.PHONY: help setup lock engine images lint test test-all demo demo-clean bench audit
 
 help:
-	@echo "make demo        deploy the whole stack to a local Ubuntu 20.04 container over SSH"
+	@echo "make demo        deploy the whole stack to a local Ubuntu 20.04 container over SSH (DISTRO=jammy|noble)"
 	@echo "make demo-clean  remove the demo container"
-	@echo "make test        lint + every Molecule scenario, with a summary"
+	@echo "make test        lint + every scenario on 20.04 and the full stack on 22.04 and 24.04, with a summary"
+	@echo "make test-all    lint + every scenario on 20.04, 22.04 and 24.04"
 	@echo "make lint        yamllint, ansible-lint (production) and the repository tests"
 	@echo "make setup       create .venv with the locked toolchain (requirements.txt, hash-checked)"
 	@echo "make lock        re-resolve requirements.in into requirements.txt (LOCK_ARGS=--upgrade: newest allowed)"
@@ -29,8 +30,8 @@ engine:
 	@tools/apt-cache
 
 images: engine
-	@molecule/images/build ubuntu2004
-	@molecule/images/build ubuntu2004 --flavor sshd
+	@for distro in ubuntu2004 ubuntu2204 ubuntu2404; do \
+	  molecule/images/build $$distro && molecule/images/build $$distro --flavor sshd || exit 1; done
 	@molecule/images/build debian12
 
 lint: setup
@@ -41,9 +42,12 @@ lint: setup
 test:
 	@tools/test
 
+test-all:
+	@tools/test --distro all
+
 # From a fresh clone as root: venv, Docker engine, image, one droplet container, site.yml over SSH.
 demo:
-	@tools/demo
+	@DISTRO=$(DISTRO) tools/demo
 
 demo-clean:
 	@tools/demo clean
