@@ -15,7 +15,8 @@ fails, so no value can add a line, a directive or an option to a configuration f
         __problems: "{{ __nginx_site_input_checks | gigaflask.stack.input_problems }}"
 
 where `__nginx_site_input_checks` is a list of `{name, value, kind}`: a list value is checked
-element by element; a dict value has its keys checked as `env_name` and its values as `kind`;
+element by element; a dict value has its keys checked as `key_kind` (default `env_name`) and its
+values as `kind`;
 `optional: true` accepts an empty value. A list of records (firewall rules, say) is checked with
 `fields: {field: kind}` instead of `kind`: every record may hold only those fields, each of its kind.
 """
@@ -56,7 +57,7 @@ KINDS = {
     "login_name": (r"[a-z_][a-z0-9_-]{0,31}", "a lowercase login name (letters, digits, '_', '-'; at most 32)"),
     "env_name": (r"[A-Za-z_][A-Za-z0-9_]*", "a shell variable name"),
     "env_value": (r"[^\n\r\x00]*", "a value without newlines"),
-    "email": (r"[A-Za-z0-9._%+-]+@" + DNS_NAME, "an email address like admin@example.com"),
+    "email": (r"(?![.-])[A-Za-z0-9._%+-]+@" + DNS_NAME, "an email address like admin@example.com"),
     "https_url": (r"https://%s(?::[0-9]{1,5})?(?:/[A-Za-z0-9_.~/%%+=&?:-]*)?" % DNS_NAME,
                   "an https:// URL"),
     "ip": (None, "an IPv4 or IPv6 address"),
@@ -73,7 +74,15 @@ KINDS = {
     "git_ref": (r"(?!-)(?!.*\.\.)[A-Za-z0-9_./+@^~-]+", "a git tag, branch or commit (no leading '-')"),
     "http_header_name": (r"[A-Za-z0-9][A-Za-z0-9-]*", "an HTTP header name"),
     "http_header_value": (r"[^\"\n\r\x00\\]*", "a header value without quotes, backslashes or newlines"),
-    "nginx_directive": (r"[a-z_]+(?: [^;{}\n\r\"'#\\]+)?;", "one nginx directive ending in ';' (no braces, quotes)"),
+    # One simple directive: a name, arguments without anything that ends it, opens or closes a block,
+    # quotes or comments (so no second directive can follow), and one ';' at the end.
+    "nginx_directive": (r"[a-z_][a-z0-9_]*(?:[ \t]+[^\x00-\x1f\x7f;{}\"'#\\ \t][^\x00-\x1f\x7f;{}\"'#\\]*)?;",
+                        "one nginx directive like 'access_log off;' (a name, arguments, one ';' at the end; "
+                        "no braces, quotes, '#', backslashes or newlines)"),
+    # The inside of a double-quoted nginx string: no quote or backslash to end or escape it, no '$'
+    # (nginx would expand a variable), no control characters.
+    "nginx_header_value": (r"[^\x00-\x1f\x7f\"\\$]*",
+                           "a header value without double quotes, backslashes, '$' or control characters"),
     "mime_type": (r"[a-z0-9.+-]+/[a-z0-9.+*-]+", "a MIME type like text/css"),
     "crypt_hash": (r"\$(?:1|2[abxy]?|5|6|y|gy|7)\$[./A-Za-z0-9$=]+", "a crypt(3) password hash (openssl passwd -6)"),
     "ssh_public_key": (r"(?:(?:[a-z-]+(?:=\"[^\"\n]*\")?,?)+ )?"
@@ -142,7 +151,7 @@ def input_problems(checks):
             continue
         kind = check["kind"]
         if isinstance(value, dict):
-            items = [("%s key %r" % (name, key), key, "env_name") for key in value]
+            items = [("%s key %r" % (name, key), key, check.get("key_kind", "env_name")) for key in value]
             items += [("%s[%r]" % (name, key), val, kind) for key, val in value.items()]
         elif isinstance(value, list):
             items = [("%s[%d]" % (name, index), item, kind) for index, item in enumerate(value)]
