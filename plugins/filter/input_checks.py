@@ -42,6 +42,13 @@ DOCUMENTATION = r"""
 
 LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 DNS_NAME = r"(?=.{1,253}$)%s(?:\.%s)*" % (LABEL, LABEL)
+# No pattern may give the regex engine two ways to split the same text (like `(?:[a-z]+/?)*`): a
+# value that fails at its end would then be tried in exponentially many ways, and a long hostile
+# value would hang the play. Each repeated part below ends in a character the next part cannot
+# start with.
+ABS_PATH = r"/(?:[A-Za-z0-9_.@+-]+/)*[A-Za-z0-9_.@+-]*"
+NGINX_TIME = r"(?=[0-9])(?:[0-9]+(?:ms|s|m|h|d|w|M|y))*[0-9]*"
+SSH_KEY_OPTION = r"[a-z-]+(?:=\"[^\"\n]*\")?"
 
 # Each kind: (regular expression the whole value must match, what the message says it must be).
 # No pattern admits a newline, a `;`, `{`, `}`, a quote or a leading `-` unless the kind says so.
@@ -50,7 +57,7 @@ KINDS = {
     "dns_name_or_wildcard": (r"(?:\*\.)?" + DNS_NAME, "a DNS name like example.com or *.example.com"),
     "fqdn": (r"(?=.{1,253}$)(?:%s\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?" % LABEL,
              "a fully qualified DNS name like example.com (no wildcard)"),
-    "abs_path": (r"/(?:[A-Za-z0-9_.@+-]+/?)*", "an absolute path of letters, digits and ._@+- (no spaces)"),
+    "abs_path": (ABS_PATH, "an absolute path of letters, digits and ._@+- (no spaces)"),
     "url_path": (r"/[A-Za-z0-9_.~/%+-]*", "a URL path starting with / (letters, digits, ._~/%+-)"),
     "url_path_dir": (r"/(?:[A-Za-z0-9_.~%+-]+/)*", "a URL path that starts and ends with /"),
     "name": (r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a name of letters, digits, '.', '_' or '-'"),
@@ -66,7 +73,7 @@ KINDS = {
     "bind": (r"(?:unix:/[A-Za-z0-9_.@/+-]+|(?:%s|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})" % DNS_NAME,
              "host:port or unix:/absolute/path"),
     "nginx_size": (r"[0-9]+[kKmMgG]?", "an nginx size like 10m (digits, then k, m or g)"),
-    "nginx_time": (r"(?:[0-9]+(?:ms|s|m|h|d|w|M|y)?)+", "an nginx time like 60s or 1h30m"),
+    "nginx_time": (NGINX_TIME, "an nginx time like 60s or 1h30m"),
     "supervisor_size": (r"[0-9]+(?:KB|MB|GB)?", "a supervisor size like 50MB"),
     "fail2ban_time": (r"-?[0-9]+[smhdw]?", "a fail2ban time like 600, 10m or 1h"),
     "hhmm": (r"(?:[01][0-9]|2[0-3]):[0-5][0-9]", "a time of day HH:MM"),
@@ -85,7 +92,7 @@ KINDS = {
                            "a header value without double quotes, backslashes, '$' or control characters"),
     "mime_type": (r"[a-z0-9.+-]+/[a-z0-9.+*-]+", "a MIME type like text/css"),
     "crypt_hash": (r"\$(?:1|2[abxy]?|5|6|y|gy|7)\$[./A-Za-z0-9$=]+", "a crypt(3) password hash (openssl passwd -6)"),
-    "ssh_public_key": (r"(?:(?:[a-z-]+(?:=\"[^\"\n]*\")?,?)+ )?"
+    "ssh_public_key": (r"(?:%s(?:,%s)* )?" % (SSH_KEY_OPTION, SSH_KEY_OPTION) +
                        r"(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp[0-9]+|sk-[a-z0-9-]+@openssh\.com)"
                        r"(?:-cert-v01@openssh\.com)? AAAA[0-9A-Za-z+/]+=*(?: [^\n\r]*)?",
                        "an OpenSSH public key line ('ssh-ed25519 AAAA... comment')"),
@@ -97,8 +104,8 @@ KINDS = {
     "octal_mode": (r"0[0-7]{3}", "a file mode like 0660"),
     "python_dotted": (r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*", "a Python name or dotted path"),
     "url": (r"https?://%s(?::[0-9]{1,5})?(?:/[A-Za-z0-9_.~/%%+=&?:@-]*)?" % DNS_NAME, "an http:// or https:// URL"),
-    "pip_location": (r"(?:https?://%s(?::[0-9]{1,5})?(?:/[A-Za-z0-9_.~/%%+=&?:@-]*)?|/(?:[A-Za-z0-9_.@+-]+/?)*)"
-                     % DNS_NAME, "an http(s):// URL or an absolute path"),
+    "pip_location": (r"(?:https?://%s(?::[0-9]{1,5})?(?:/[A-Za-z0-9_.~/%%+=&?:@-]*)?|%s)"
+                     % (DNS_NAME, ABS_PATH), "an http(s):// URL or an absolute path"),
     "git_url": (r"(?:(?:https|ssh|git|file)://[A-Za-z0-9_.~/%%+:@-]+|[A-Za-z0-9_.-]+@%s:[A-Za-z0-9_.~/+-]+)"
                 % DNS_NAME, "a repository URL (https://, ssh://, git://, file:// or user@host:path)"),
     "ssh_private_key": (r"-----BEGIN [A-Z ]*PRIVATE KEY-----\n[A-Za-z0-9+/=\n:,-]+\n-----END [A-Z ]*PRIVATE KEY-----\n?",

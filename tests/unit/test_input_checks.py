@@ -1,4 +1,6 @@
 """The named input patterns every role checks its free-text values with (plugins/filter/input_checks.py)."""
+import signal
+
 import pytest
 
 from ansible_collections.gigaflask.stack.plugins.filter.input_checks import KINDS, input_problems, value_problem
@@ -165,3 +167,42 @@ def test_dict_keys_are_checked_with_their_own_kind():
 @pytest.mark.parametrize("value", ["-admin@example.com", "--email=x@example.com", ".x@example.com"])
 def test_an_email_cannot_be_read_as_an_option(value):
     assert value_problem(value, "email") is not None
+
+
+# A value that fails only at its very end, after a long run of characters a repeated part of the
+# pattern accepts: a pattern that can split that run in several ways (`(?:[a-z]+/?)*`) backtracks
+# exponentially and hangs the play (it did, on "/etc/ssl/private/<domain>-selfsigned.key x").
+# With such a pattern one of these matches takes longer than the universe has existed; with a linear
+# one, microseconds. The alarm is a watchdog against that hang, not a speed goal: it allows a
+# hundred thousand times what the work needs.
+LONG_FAILING = ["/" + "a" * 60 + " x", "/a/" + "b" * 60 + "/c;", "1" * 60 + " x", "1h" * 30 + "x;",
+                "a" * 60 + " x;", "a-" * 30 + " x;", "ssh-" + "a" * 60 + " x;", 'a="b",' * 20 + "x;",
+                "a" * 60 + '"', "a" * 60 + "\n"]
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_no_kind_backtracks_without_end_on_a_long_value_that_fails_at_the_end(kind):
+    def hang(signum, frame):
+        raise AssertionError(f"{kind}: the pattern backtracks without end on a long value")
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(10)
+    try:
+        for value in LONG_FAILING:
+            value_problem(value, kind)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("kind,value", [("abs_path", "/"), ("abs_path", "/srv/app/"), ("abs_path", "/a/b.c"),
+                                        ("nginx_time", "60"), ("nginx_time", "1h30m"), ("nginx_time", "1h30"),
+                                        ("nginx_time", "500ms"),
+                                        ("ssh_public_key", 'no-pty,from="10.0.0.1" ssh-ed25519 AAAAC3Nz x')])
+def test_the_unambiguous_patterns_accept_what_the_old_ones_did(kind, value):
+    assert value_problem(value, kind) is None
+
+
+@pytest.mark.parametrize("kind,value", [("abs_path", "//srv"), ("abs_path", "relative/path"), ("nginx_time", ""),
+                                        ("nginx_time", "s")])
+def test_the_unambiguous_patterns_refuse_what_the_old_ones_did(kind, value):
+    assert value_problem(value, kind) is not None
