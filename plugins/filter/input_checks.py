@@ -48,7 +48,7 @@ DNS_NAME = r"(?=.{1,253}$)%s(?:\.%s)*" % (LABEL, LABEL)
 # start with.
 ABS_PATH = r"/(?:[A-Za-z0-9_.@+-]+/)*[A-Za-z0-9_.@+-]*"
 NGINX_TIME = r"(?=[0-9])(?:[0-9]+(?:ms|s|m|h|d|w|M|y))*[0-9]*"
-SSH_KEY_OPTION = r"[a-z-]+(?:=\"[^\"\n]*\")?"
+SSH_KEY_OPTION = r"[a-z][a-z-]*(?:=\"[^\"\n]*\")?"
 
 # Each kind: (regular expression the whole value must match, what the message says it must be).
 # No pattern admits a newline, a `;`, `{`, `}`, a quote or a leading `-` unless the kind says so.
@@ -90,7 +90,7 @@ KINDS = {
     # (nginx would expand a variable), no control characters.
     "nginx_header_value": (r"[^\x00-\x1f\x7f\"\\$]*",
                            "a header value without double quotes, backslashes, '$' or control characters"),
-    "mime_type": (r"[a-z0-9.+-]+/[a-z0-9.+*-]+", "a MIME type like text/css"),
+    "mime_type": (r"[a-z0-9][a-z0-9.+-]*/[a-z0-9*][a-z0-9.+*-]*", "a MIME type like text/css"),
     "crypt_hash": (r"\$(?:1|2[abxy]?|5|6|y|gy|7)\$[./A-Za-z0-9$=]+", "a crypt(3) password hash (openssl passwd -6)"),
     "ssh_public_key": (r"(?:%s(?:,%s)* )?" % (SSH_KEY_OPTION, SSH_KEY_OPTION) +
                        r"(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp[0-9]+|sk-[a-z0-9-]+@openssh\.com)"

@@ -34,6 +34,7 @@ GOOD = {
     "ssh_public_key": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGs you@laptop",
                        'from="10.0.0.1" ssh-rsa AAAAB3NzaC1yc2E= ops'],
     "crypt_hash": ["$6$salt$abcdefghijklmnop./"],
+    "mime_type": ["text/css", "image/svg+xml", "application/vnd.ms-fontobject"],
 }
 
 
@@ -206,3 +207,10 @@ def test_the_unambiguous_patterns_accept_what_the_old_ones_did(kind, value):
                                         ("nginx_time", "s")])
 def test_the_unambiguous_patterns_refuse_what_the_old_ones_did(kind, value):
     assert value_problem(value, kind) is not None
+
+
+@pytest.mark.parametrize("kind,value", [(k, v) for k, values in GOOD.items() for v in values
+                                        if k not in ("fail2ban_time",)])
+def test_a_good_value_with_a_leading_dash_is_refused(kind, value):
+    # fail2ban_time: -1 means "forever" to fail2ban, and reaches no command line.
+    assert value_problem("-" + value, kind) is not None, (kind, value)
