@@ -1,9 +1,9 @@
 """The certbot role's order decision (plugins/filter/certbot.py), on outputs captured from the
-certbot scenario's target (Ubuntu 20.04, OpenSSL 1.1.1f, certbot 0.40 and 3.0.1, Pebble):
+certbot scenario's target (Ubuntu 20.04, OpenSSL 1.1.1f, certbot 0.40 from the package, Pebble):
 
 - openssl-*.txt: `openssl x509 -in live/<name>/cert.pem -noout -enddate -ext subjectAltName
   -checkend 604800` (or -checkend 315360000 for "expiring": Pebble's certificates last 5 years);
-- renewal-certbot-*.conf: /etc/letsencrypt/renewal/gigaflask.test.conf as each certbot wrote it.
+- renewal-certbot-*.conf: /etc/letsencrypt/renewal/gigaflask.test.conf as certbot wrote it.
 """
 from pathlib import Path
 
