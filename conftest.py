@@ -83,11 +83,12 @@ class PlaybookRun:
 
 
 def run_playbook(playbook, *, inventory=None, extra_vars=None, check=False, diff=False, tags=None,
-                 skip_tags=None, limit=None, env=None, timeout=1800):
+                 skip_tags=None, limit=None, env=None, timeout=1800, args=()):
     """Run a playbook with the JSON callback and return a PlaybookRun.
 
     A relative `playbook` is looked up in the current Molecule scenario directory first, then in the
-    repository root. `inventory` defaults to Molecule's inventory for the scenario.
+    repository root. `inventory` defaults to Molecule's inventory for the scenario. `args` are more
+    ansible-playbook arguments (`["--start-at-task", NAME]`).
     """
     path = Path(playbook)
     if not path.is_absolute():
@@ -109,6 +110,7 @@ def run_playbook(playbook, *, inventory=None, extra_vars=None, check=False, diff
         cmd += ["--skip-tags", ",".join(skip_tags) if isinstance(skip_tags, (list, tuple)) else skip_tags]
     if limit:
         cmd += ["--limit", limit]
+    cmd += list(args)
     run_env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1",
                    ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
     run_env.update(env or {})

@@ -15,9 +15,9 @@ fails, so no value can add a line, a directive or an option to a configuration f
         __problems: "{{ __nginx_site_input_checks | gigaflask.stack.input_problems }}"
 
 where `__nginx_site_input_checks` is a list of `{name, value, kind}`: a list value is checked
-element by element; a dict value has its keys checked as `env_name` and its values as `kind`;
-`optional: true` accepts an empty value; `secret: true` keeps the value out of the message (a
-password hash, say). A list of records (firewall rules, say) is checked with
+element by element; a dict value has its keys checked as `key_kind` (default `env_name`) and its
+values as `kind`; `optional: true` accepts an empty value; `secret: true` keeps the value out of
+the message (a password hash, say). A list of records (firewall rules, say) is checked with
 `fields: {field: kind}` instead of `kind`: every record may hold only those fields, each of its kind.
 """
 import ipaddress
@@ -42,7 +42,13 @@ DOCUMENTATION = r"""
 
 LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 DNS_NAME = r"(?=.{1,253}$)%s(?:\.%s)*" % (LABEL, LABEL)
+# No pattern may give the regex engine two ways to split the same text (like `(?:[a-z]+/?)*`): a
+# value that fails at its end would then be tried in exponentially many ways, and a long hostile
+# value would hang the play. Each repeated part below ends in a character the next part cannot
+# start with.
 ABS_PATH = r"/(?:[A-Za-z0-9_.@+-]+/)*[A-Za-z0-9_.@+-]*"
+NGINX_TIME = r"(?=[0-9])(?:[0-9]+(?:ms|s|m|h|d|w|M|y))*[0-9]*"
+SSH_KEY_OPTION = r"[a-z][a-z-]*(?:=\"[^\"\n]*\")?"
 
 # Each kind: (regular expression the whole value must match, what the message says it must be).
 # No pattern admits a newline, a `;`, `{`, `}`, a quote or a leading `-` unless the kind says so.
@@ -51,8 +57,6 @@ KINDS = {
     "dns_name_or_wildcard": (r"(?:\*\.)?" + DNS_NAME, "a DNS name like example.com or *.example.com"),
     "fqdn": (r"(?=.{1,253}$)(?:%s\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?" % LABEL,
              "a fully qualified DNS name like example.com (no wildcard)"),
-    # Each path pattern has one way to match a path: `(segment/?)*` had 2**n ways to split a long
-    # path, which a bad last character made the matcher try one by one (for hours).
     "abs_path": (ABS_PATH, "an absolute path of letters, digits and ._@+- (no spaces)"),
     "url_path": (r"/[A-Za-z0-9_.~/%+-]*", "a URL path starting with / (letters, digits, ._~/%+-)"),
     "url_path_dir": (r"/(?:[A-Za-z0-9_.~%+-]+/)*", "a URL path that starts and ends with /"),
@@ -60,7 +64,7 @@ KINDS = {
     "login_name": (r"[a-z_][a-z0-9_-]{0,31}", "a lowercase login name (letters, digits, '_', '-'; at most 32)"),
     "env_name": (r"[A-Za-z_][A-Za-z0-9_]*", "a shell variable name"),
     "env_value": (r"[^\n\r\x00]*", "a value without newlines"),
-    "email": (r"[A-Za-z0-9._%+-]+@" + DNS_NAME, "an email address like admin@example.com"),
+    "email": (r"(?![.-])[A-Za-z0-9._%+-]+@" + DNS_NAME, "an email address like admin@example.com"),
     "https_url": (r"https://%s(?::[0-9]{1,5})?(?:/[A-Za-z0-9_.~/%%+=&?:-]*)?" % DNS_NAME,
                   "an https:// URL"),
     "ip": (None, "an IPv4 or IPv6 address"),
@@ -69,7 +73,7 @@ KINDS = {
     "bind": (r"(?:unix:/[A-Za-z0-9_.@/+-]+|(?:%s|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})" % DNS_NAME,
              "host:port or unix:/absolute/path"),
     "nginx_size": (r"[0-9]+[kKmMgG]?", "an nginx size like 10m (digits, then k, m or g)"),
-    "nginx_time": (r"(?:[0-9]+(?:ms|s|m|h|d|w|M|y))*[0-9]+(?:ms|s|m|h|d|w|M|y)?", "an nginx time like 60s or 1h30m"),
+    "nginx_time": (NGINX_TIME, "an nginx time like 60s or 1h30m"),
     "supervisor_size": (r"[0-9]+(?:KB|MB|GB)?", "a supervisor size like 50MB"),
     "fail2ban_time": (r"-?[0-9]+[smhdw]?", "a fail2ban time like 600, 10m or 1h"),
     "hhmm": (r"(?:[01][0-9]|2[0-3]):[0-5][0-9]", "a time of day HH:MM"),
@@ -77,12 +81,18 @@ KINDS = {
     "git_ref": (r"(?!-)(?!.*\.\.)[A-Za-z0-9_./+@^~-]+", "a git tag, branch or commit (no leading '-')"),
     "http_header_name": (r"[A-Za-z0-9][A-Za-z0-9-]*", "an HTTP header name"),
     "http_header_value": (r"[^\"\n\r\x00\\]*", "a header value without quotes, backslashes or newlines"),
-    "nginx_directive": (r"[a-z_]+(?: [^;{}\n\r\"'#\\]+)?;", "one nginx directive ending in ';' (no braces, quotes)"),
-    "mime_type": (r"[a-z0-9.+-]+/[a-z0-9.+*-]+", "a MIME type like text/css"),
+    # One simple directive: a name, arguments without anything that ends it, opens or closes a block,
+    # quotes or comments (so no second directive can follow), and one ';' at the end.
+    "nginx_directive": (r"[a-z_][a-z0-9_]*(?:[ \t]+[^\x00-\x1f\x7f;{}\"'#\\ \t][^\x00-\x1f\x7f;{}\"'#\\]*)?;",
+                        "one nginx directive like 'access_log off;' (a name, arguments, one ';' at the end; "
+                        "no braces, quotes, '#', backslashes or newlines)"),
+    # The inside of a double-quoted nginx string: no quote or backslash to end or escape it, no '$'
+    # (nginx would expand a variable), no control characters.
+    "nginx_header_value": (r"[^\x00-\x1f\x7f\"\\$]*",
+                           "a header value without double quotes, backslashes, '$' or control characters"),
+    "mime_type": (r"[a-z0-9][a-z0-9.+-]*/[a-z0-9*][a-z0-9.+*-]*", "a MIME type like text/css"),
     "crypt_hash": (r"\$(?:1|2[abxy]?|5|6|y|gy|7)\$[./A-Za-z0-9$=]+", "a crypt(3) password hash (openssl passwd -6)"),
-    # Options are comma-separated (a required comma: an optional one made the pattern backtrack
-    # exponentially on a long word without a key).
-    "ssh_public_key": (r"(?:[a-z-]+(?:=\"[^\"\n]*\")?(?:,[a-z-]+(?:=\"[^\"\n]*\")?)* )?"
+    "ssh_public_key": (r"(?:%s(?:,%s)* )?" % (SSH_KEY_OPTION, SSH_KEY_OPTION) +
                        r"(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp[0-9]+|sk-[a-z0-9-]+@openssh\.com)"
                        r"(?:-cert-v01@openssh\.com)? AAAA[0-9A-Za-z+/]+=*(?: [^\n\r]*)?",
                        "an OpenSSH public key line ('ssh-ed25519 AAAA... comment')"),
@@ -159,7 +169,7 @@ def input_problems(checks):
             continue
         kind = check["kind"]
         if isinstance(value, dict):
-            items = [("%s key %r" % (name, key), key, "env_name") for key in value]
+            items = [("%s key %r" % (name, key), key, check.get("key_kind", "env_name")) for key in value]
             items += [("%s[%r]" % (name, key), val, kind) for key, val in value.items()]
         elif isinstance(value, list):
             items = [("%s[%d]" % (name, index), item, kind) for index, item in enumerate(value)]

@@ -1,4 +1,6 @@
 """The named input patterns every role checks its free-text values with (plugins/filter/input_checks.py)."""
+import signal
+
 import pytest
 
 from ansible_collections.gigaflask.stack.plugins.filter.input_checks import KINDS, input_problems, value_problem
@@ -32,6 +34,7 @@ GOOD = {
     "ssh_public_key": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGs you@laptop",
                        'from="10.0.0.1" ssh-rsa AAAAB3NzaC1yc2E= ops'],
     "crypt_hash": ["$6$salt$abcdefghijklmnop./"],
+    "mime_type": ["text/css", "image/svg+xml", "application/vnd.ms-fontobject"],
 }
 
 
@@ -43,8 +46,12 @@ def test_each_kind_accepts_its_values(kind, value):
 # Kinds whose values are quoted where they are used and so may hold inner spaces (a ufw comment).
 SPACED = {"label"}
 
+# Kinds whose values are quoted where they are written (or are one directive by definition) and
+# may hold spaces, ';' or braces: tested on their own below.
+QUOTED_OR_DIRECTIVE = {"env_value", "http_header_value", "nginx_header_value", "nginx_directive"}
 
-@pytest.mark.parametrize("kind", sorted(set(KINDS) - {"env_value", "http_header_value", "nginx_directive"}))
+
+@pytest.mark.parametrize("kind", sorted(set(KINDS) - QUOTED_OR_DIRECTIVE))
 @pytest.mark.parametrize("value", HOSTILE)
 def test_no_kind_admits_a_value_that_adds_a_line_or_a_directive(kind, value):
     if kind == "ssh_public_key":
@@ -56,7 +63,7 @@ def test_no_kind_admits_a_value_that_adds_a_line_or_a_directive(kind, value):
 
 @pytest.mark.parametrize("value", ["x\nuser=root", "a\rb", "nul\x00"])
 def test_free_text_kinds_refuse_newlines(value):
-    for kind in ("env_value", "http_header_value"):
+    for kind in ("env_value", "http_header_value", "nginx_header_value", "nginx_directive"):
         assert value_problem(value, kind) is not None
 
 
@@ -174,3 +181,78 @@ def test_no_kind_backtracks_for_ever_on_a_long_bad_value(kind):
                         signal.alarm(0)
     finally:
         signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("value", ["access_log off;", "client_body_timeout 10s;", "http2_max_requests 500;",
+                                   "add_header X-Request-Id $request_id always;", "limit_rate 100k;", "gzip_static on ;"])
+def test_an_nginx_directive_is_one_simple_directive(value):
+    assert value_problem(value, "nginx_directive") is None
+
+
+@pytest.mark.parametrize("value", [
+    "access_log off; return 200 pwned;",       # a second directive
+    "access_log off",                          # no end: the next line would continue it
+    "location /x { return 200; }",             # a block
+    "}",                                       # closes the server block
+    "return 200 'pwned';",                     # quotes can hide a ';' from a pattern
+    'add_header X "a;b";',
+    "access_log off; # comment",
+    "access_log off;\nreturn 200;",            # a second line
+    "access_log off;\rreturn 200;",
+    "access_log\toff;\x00",
+    "-access_log off;",                        # not a directive name
+    "Access_log off;",
+    "access_log \\; off;",                    # an escaped ';'
+    ";",
+    "",
+])
+def test_an_nginx_directive_cannot_smuggle_a_second_one_or_a_block(value):
+    assert value_problem(value, "nginx_directive") is not None, value
+
+
+@pytest.mark.parametrize("value", ["frame-ancestors 'none'", "default-src 'self'; img-src *", "nosniff",
+                                   "strict-origin-when-cross-origin", "a{b}c", ""])
+def test_an_nginx_header_value_may_hold_what_a_quoted_string_keeps_harmless(value):
+    assert value_problem(value, "nginx_header_value") is None
+
+
+@pytest.mark.parametrize("value", ['x" always; return 200 "', "x\\", "$http_cookie", "a\nb", "a\tb", "a\x7fb"])
+def test_an_nginx_header_value_cannot_leave_its_quotes_or_expand_a_variable(value):
+    assert value_problem(value, "nginx_header_value") is not None, value
+
+
+def test_dict_keys_are_checked_with_their_own_kind():
+    problems = input_problems([{"name": "nginx_site_security_headers", "kind": "nginx_header_value",
+                                "key_kind": "http_header_name",
+                                "value": {"X-Frame-Options": "DENY", "X Bad": "ok", "X-Ok": 'bad"'}}])
+    assert problems == [
+        "nginx_site_security_headers key 'X Bad' must be an HTTP header name, got 'X Bad'",
+        "nginx_site_security_headers['X-Ok'] must be a header value without double quotes, backslashes, '$' "
+        "or control characters, got 'bad\"'",
+    ]
+
+
+@pytest.mark.parametrize("value", ["-admin@example.com", "--email=x@example.com", ".x@example.com"])
+def test_an_email_cannot_be_read_as_an_option(value):
+    assert value_problem(value, "email") is not None
+
+
+@pytest.mark.parametrize("kind,value", [("abs_path", "/"), ("abs_path", "/srv/app/"), ("abs_path", "/a/b.c"),
+                                        ("nginx_time", "60"), ("nginx_time", "1h30m"), ("nginx_time", "1h30"),
+                                        ("nginx_time", "500ms"),
+                                        ("ssh_public_key", 'no-pty,from="10.0.0.1" ssh-ed25519 AAAAC3Nz x')])
+def test_the_unambiguous_patterns_accept_what_the_old_ones_did(kind, value):
+    assert value_problem(value, kind) is None
+
+
+@pytest.mark.parametrize("kind,value", [("abs_path", "//srv"), ("abs_path", "relative/path"), ("nginx_time", ""),
+                                        ("nginx_time", "s")])
+def test_the_unambiguous_patterns_refuse_what_the_old_ones_did(kind, value):
+    assert value_problem(value, kind) is not None
+
+
+@pytest.mark.parametrize("kind,value", [(k, v) for k, values in GOOD.items() for v in values
+                                        if k not in ("fail2ban_time",)])
+def test_a_good_value_with_a_leading_dash_is_refused(kind, value):
+    # fail2ban_time: -1 means "forever" to fail2ban, and reaches no command line.
+    assert value_problem("-" + value, kind) is not None, (kind, value)

@@ -93,3 +93,11 @@ def nginx_main_pid(host):
 
 def certbot_log(host):
     return host.run("tail -n 60 /var/log/letsencrypt/letsencrypt.log").stdout
+
+
+def certbot_state(host):
+    """What the role may change: /etc/letsencrypt, units, link, virtualenv, the webroot, packages."""
+    return host.check_output(
+        "find /etc/letsencrypt /etc/systemd/system /usr/local/bin /opt /var/www -maxdepth 3 "
+        "\\( -path '/etc/systemd/system/*' -a -not -name 'certbot*' \\) -prune -o "
+        "-printf '%p %l %s %T@\\n' | sort; sha256sum /var/lib/dpkg/status /etc/letsencrypt/renewal/*.conf")

@@ -15,9 +15,10 @@ import subprocess
 
 import pytest
 
-from certbot_helpers import NAMES, RENEWAL_CONF, file_serial, served
+from certbot_helpers import DIRECTORY, NAMES, RENEWAL_CONF, certbot_state, file_serial, served
 from certbot_helpers import pebble, pebble_root, target_ip  # noqa: F401  (fixtures)
 from conftest import assert_no_changes, assert_rejected_naming, journal
+from tests.lib.hostile import PATTERNS, hostile_vars, unnamed
 
 testinfra_hosts = ["web"]
 
@@ -61,8 +62,12 @@ def test_role_is_skipped_with_a_message_without_email_or_names(ansible_playbook,
     run = ansible_playbook("converge.yml", extra_vars=extra_vars, tags=["certbot"])
     assert_no_changes(run)
     assert "certbot skipped: set certbot_domains" in run.output, run.describe()
-    ran = {task["task"]["name"] for task in run.tasks}
-    assert not ran & {"Check certbot_email", "Install Ubuntu's certbot", "Enable and start certbot.timer"}, ran
+    # Only the input checks and the message ran: nothing was installed, started or handed over.
+    ran = {(task["task"]["name"], result.get("action")) for task in run.tasks
+           for result in task["hosts"].values() if not result.get("skipped")}
+    read_only = {"ansible.builtin.validate_argument_spec", "ansible.builtin.assert", "ansible.builtin.debug"}
+    assert ran and {action for _, action in ran} <= read_only, ran
+    assert any(name.endswith("Say why certbot does nothing") for name, _ in ran), ran
 
 
 @pytest.mark.parametrize("extra_vars, variable", [
@@ -81,6 +86,30 @@ def test_bad_input_fails_before_any_change_naming_the_variable(host, ansible_pla
     assert host.file(RENEWAL_CONF).sha256sum == conf_before
     assert file_serial(host) == serial_before
     assert sorted(host.check_output("ls /etc/letsencrypt/live").split()) == ["README", "gigaflask.test"]
+
+
+# Every free-text variable of the role, with a good value; tests.lib.hostile spoils them.
+GOOD = {
+    "certbot_domains": NAMES,
+    "certbot_email": "admin@gigaflask.test",
+    "certbot_venv_version": "3.0.1",
+    "certbot_venv_path": "/opt/certbot",
+    "certbot_cert_name": NAMES[0],
+    "certbot_acme_directory": DIRECTORY,
+    "certbot_acme_ca_bundle": "/etc/gigaflask-test/acme-ca.pem",
+    "certbot_webroot": "/var/www/acme",
+    "certbot_packages": ["certbot"],
+    "certbot_venv_packages": ["python3-venv"],
+}
+
+
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_hostile_values_are_refused_naming_each_variable_and_change_nothing(host, ansible_playbook, pattern):
+    before = certbot_state(host)
+    run = ansible_playbook("converge.yml", extra_vars=hostile_vars(GOOD, pattern), tags=["certbot"])
+    assert run.rc != 0 and run.changed == 0, run.describe()
+    assert not unnamed(run, GOOD), (unnamed(run, GOOD), run.describe())
+    assert certbot_state(host) == before
 
 
 def test_a_name_nginx_does_not_serve_fails_before_any_order(host, ansible_playbook):

@@ -1,10 +1,12 @@
 """The venv install method, reached by switching a converged host: one certbot, one timer, the same
 certificate, a dry run of the virtualenv's certbot against Pebble, and a second run that changes
-nothing. (Switching back to the package is the same clean-up in reverse; it is not run here to keep
-the scenario's time down.)"""
-from certbot_helpers import DIRECTORY, EXTRA, NAMES, certbot, certbot_log, file_serial, served
+nothing. Before that, what the role must not touch: a directory at certbot_venv_path it did not
+make. (test_5 switches back to the package.)"""
+import pytest
+
+from certbot_helpers import DIRECTORY, EXTRA, NAMES, certbot, certbot_log, certbot_state, file_serial, served
 from certbot_helpers import pebble, pebble_root, target_ip  # noqa: F401  (fixtures)
-from conftest import assert_no_changes, journal
+from conftest import assert_no_changes, assert_rejected_naming, journal
 
 testinfra_hosts = ["web"]
 
@@ -19,6 +21,47 @@ def only_certbot_timer(host):
     cron = host.run("grep -rls certbot /etc/crontab /etc/cron.d /var/spool/cron")
     assert cron.stdout.strip() == "", cron.stdout
     return host.check_output("systemctl show -p FragmentPath --value certbot.timer")
+
+
+FOREIGN = "/opt/not-ours"
+
+
+@pytest.fixture
+def foreign_directory(host):
+    """A directory at the venv path that the role did not make: the operator's files, or a virtualenv
+    made by hand the way certbot's own pip instructions do (pyvenv.cfg, bin/certbot, no requirements.txt),
+    with /usr/local/bin/certbot linked into it."""
+    def make(virtualenv):
+        host.run_expect([0], f"rm -rf {FOREIGN} && mkdir -p {FOREIGN}/bin && echo keep > {FOREIGN}/keep.txt")
+        if virtualenv:
+            host.run_expect([0], f"echo 'home = /usr/bin' > {FOREIGN}/pyvenv.cfg && printf '#!/bin/sh\\n' > "
+                                 f"{FOREIGN}/bin/certbot && chmod 755 {FOREIGN}/bin/certbot "
+                                 f"&& ln -sfn {FOREIGN}/bin/certbot /usr/local/bin/certbot")
+        return host.check_output(f"find {FOREIGN} /usr/local/bin -printf '%p %l %s %T@\\n' | sort")
+    yield make
+    host.run(f"rm -rf {FOREIGN}; [ \"$(readlink /usr/local/bin/certbot)\" = {FOREIGN}/bin/certbot ] "
+             "&& rm -f /usr/local/bin/certbot")
+
+
+@pytest.mark.parametrize("virtualenv", [False, True], ids=["plain-directory", "hand-made-virtualenv"])
+def test_the_package_method_leaves_a_directory_it_did_not_make_alone(host, ansible_playbook, foreign_directory,
+                                                                      virtualenv):
+    before = foreign_directory(virtualenv)
+    run = ansible_playbook("converge.yml", extra_vars={**EXPANDED, "certbot_venv_path": FOREIGN}, tags=["certbot"])
+    assert_no_changes(run)
+    assert f"certbot_venv_path {FOREIGN} is left alone" in run.output, run.describe()
+    after = host.check_output(f"find {FOREIGN} /usr/local/bin -printf '%p %l %s %T@\\n' | sort")
+    assert after == before
+
+
+def test_the_venv_method_refuses_a_directory_that_is_not_a_virtualenv(host, ansible_playbook, foreign_directory):
+    foreign_directory(False)
+    before = certbot_state(host)
+    run = ansible_playbook("converge.yml", extra_vars={**EXPANDED, "certbot_install_method": "venv",
+                                                       "certbot_venv_path": FOREIGN}, tags=["certbot"])
+    assert_rejected_naming(run, "certbot_venv_path")
+    assert certbot_state(host) == before
+    assert host.package("certbot").is_installed
 
 
 def test_switching_to_venv_keeps_the_certificate_and_one_timer(host, ansible_playbook, target_ip, pebble_root):

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from conftest import assert_no_changes, assert_rejected_naming, journal
-from tests.lib.hostile import HOSTILE, named, spoil
+from tests.lib.hostile import PATTERNS, named, spoil
 from tests.lib.listeners import connects, listening
 from tests.lib.ssh import container_address
 
@@ -155,7 +155,7 @@ HARMLESS = {("comment", "space"), ("hardening_ufw_fail2ban_findtime", "leading-d
             ("hardening_ufw_fail2ban_bantime", "leading-dash")}
 
 
-@pytest.mark.parametrize("cls", HOSTILE)
+@pytest.mark.parametrize("cls", PATTERNS)
 def test_hostile_values_fail_naming_each_variable_before_any_change(ansible_playbook, host, cls):
     extra_vars = {name: [spoil(v, cls) for v in good] if isinstance(good, list) else spoil(good, cls)
                   for name, good in GOOD.items() if (name, cls) not in HARMLESS}

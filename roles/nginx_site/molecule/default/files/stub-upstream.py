@@ -1,11 +1,19 @@
 #!/usr/bin/python3
 """Stand-in for the app behind nginx: answers every request with JSON describing what it received.
 
-Each request is logged to stdout (the journal of stub-upstream.service) with its Host header, so a
-test can tell whether a request reached the app at all.
+Each request is logged to stdout (the journal of the stub's unit) with its Host header, so a test
+can tell whether a request reached the app at all.
+
+    stub-upstream                      listen on 127.0.0.1:8000 (gunicorn's TCP bind)
+    stub-upstream /run/dir/stub.sock   listen on a unix socket (gunicorn's unix: bind)
 """
 import json
+import os
+import socketserver
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LISTENER = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:8000"
 
 
 class Echo(BaseHTTPRequestHandler):
@@ -14,9 +22,13 @@ class Echo(BaseHTTPRequestHandler):
             "stub": "upstream",
             "method": self.command,
             "path": self.path,
-            "peer": self.client_address[0],
+            "listener": LISTENER,
+            # A unix socket's peer has no address.
+            "peer": self.client_address[0] if self.client_address else "",
             "body_length": body_length,
             "headers": {name.lower(): value for name, value in self.headers.items()},
+            # Every header line as received, repeats included.
+            "header_lines": [[name.lower(), value] for name, value in self.headers.items()],
         }).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -36,8 +48,20 @@ class Echo(BaseHTTPRequestHandler):
         self.rfile.read(length)
         self.answer(length)
 
+    def address_string(self):
+        return self.client_address[0] if self.client_address else "unix"
+
     def log_message(self, fmt, *args):
         print(f"request Host={self.headers.get('Host')!r} {fmt % args}", flush=True)
 
 
-ThreadingHTTPServer(("127.0.0.1", 8000), Echo).serve_forever()
+class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+if LISTENER.startswith("/"):
+    if os.path.exists(LISTENER):
+        os.unlink(LISTENER)
+    UnixServer(LISTENER, Echo).serve_forever()
+else:
+    ThreadingHTTPServer(("127.0.0.1", 8000), Echo).serve_forever()

@@ -3,7 +3,8 @@ configuration nginx rejects is never activated."""
 import pytest
 
 from conftest import assert_no_changes, assert_rejected_naming
-from site_probe import DOMAIN, SITE_FILE, Site
+from site_probe import DOMAIN, SELFSIGNED_CERT, SITE_FILE, Site
+from tests.lib.hostile import PATTERNS, hostile_vars, unnamed
 
 
 def nginx_state(host):
@@ -27,7 +28,14 @@ def test_check_mode_on_converged_host_changes_nothing(host, ansible_playbook):
 @pytest.mark.parametrize("extra_vars, variable", [
     ({"nginx_site_domain": "gigaflask test"}, "nginx_site_domain"),
     ({"nginx_site_upstream": "127.0.0.1"}, "nginx_site_upstream"),
-], ids=["domain-with-space", "upstream-without-port"])
+    # Header values are written inside double quotes: what would end the quotes or expand a variable.
+    ({"nginx_site_security_headers": {"X-Test": 'a" always; return 200 "x'}}, "nginx_site_security_headers"),
+    ({"nginx_site_security_headers": {"X-Test": "a\nreturn 200;"}}, "nginx_site_security_headers"),
+    ({"nginx_site_security_headers": {"X-Test": "$http_cookie"}}, "nginx_site_security_headers"),
+    ({"nginx_site_security_headers": {"X-Test": "a\\"}}, "nginx_site_security_headers"),
+    ({"nginx_site_name": "default"}, "nginx_site_name"),
+], ids=["domain-with-space", "upstream-without-port", "header-value-quote", "header-value-newline",
+        "header-value-variable", "header-value-backslash", "site-name-default"])
 def test_bad_input_fails_before_any_change(host, site, ansible_playbook, extra_vars, variable):
     before, pid = nginx_state(host), site.master_pid()
     run = ansible_playbook("converge.yml", extra_vars=extra_vars)
@@ -86,3 +94,72 @@ def test_rejected_first_run_leaves_the_fresh_host_as_it_was(host, site, ansible_
         restored = ansible_playbook("site_entry.yml")
     assert restored.rc == 0, restored.describe()
     assert site.curl(f"https://{DOMAIN}/").status == 200
+
+
+# Every free-text variable of the role, with a good value; tests.lib.hostile spoils them.
+GOOD = {
+    "nginx_site_domain": DOMAIN,
+    "nginx_site_extra_names": ["app.gigaflask.test"],
+    "nginx_site_name": "gigaflask",
+    "nginx_site_upstream": "127.0.0.1:8000",
+    "nginx_site_certificate_path": SELFSIGNED_CERT,
+    "nginx_site_privatekey_path": f"/etc/ssl/private/{DOMAIN}-selfsigned.key",
+    "nginx_site_chain_path": "/etc/ssl/selfsigned/chain.pem",
+    "nginx_site_letsencrypt_name": DOMAIN,
+    "nginx_site_letsencrypt_live_dir": "/etc/letsencrypt/live",
+    "nginx_site_acme_webroot": "/var/www/acme",
+    "nginx_site_resolvers": ["127.0.0.53"],
+    "nginx_site_static_root": "/srv/gigaflask/current/static",
+    "nginx_site_static_url": "/static/",
+    "nginx_site_static_expires": "7d",
+    "nginx_site_gzip_types": ["text/css"],
+    "nginx_site_client_max_body_size": "10m",
+    "nginx_site_proxy_connect_timeout": "5s",
+    "nginx_site_proxy_send_timeout": "60s",
+    "nginx_site_proxy_read_timeout": "60s",
+    # Keys and values are spoiled; a value may legitimately hold spaces, ';' and quotes ' (see
+    # test_a_header_value_with_semicolons_and_braces_stays_one_header_value).
+    "nginx_site_security_headers": {"X-Frame-Options": "DENY"},
+    "nginx_site_ssl_ciphers": ["ECDHE-RSA-AES128-GCM-SHA256"],
+    "nginx_site_ssl_ecdh_curves": ["X25519"],
+    "nginx_site_default_certificate_path": "/etc/ssl/certs/ssl-cert-snakeoil.pem",
+    "nginx_site_default_privatekey_path": "/etc/ssl/private/ssl-cert-snakeoil.key",
+    "nginx_site_extra_directives": ["access_log off;"],
+    "nginx_site_packages": ["nginx"],
+}
+
+
+def role_state(host):
+    """nginx's files, the webroot the role creates, the installed packages."""
+    return (nginx_state(host)
+            + host.check_output("find /var/www -printf '%p %m %u %T@\\n' | sort")
+            + host.check_output("sha256sum /var/lib/dpkg/status"))
+
+
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_hostile_values_are_refused_naming_each_variable_and_change_nothing(host, site, ansible_playbook, pattern):
+    before, pid = role_state(host), site.master_pid()
+    run = ansible_playbook("converge.yml", extra_vars=hostile_vars(GOOD, pattern), tags=["nginx"])
+    assert run.rc != 0 and run.changed == 0, run.describe()
+    assert not unnamed(run, GOOD), (unnamed(run, GOOD), run.describe())
+    assert role_state(host) == before
+    assert site.master_pid() == pid
+    response = site.curl(f"https://{DOMAIN}/")
+    assert response.status == 200 and response.json()["stub"] == "upstream", response.describe()
+
+
+def test_a_header_value_with_semicolons_and_braces_stays_one_header_value(host, site, ansible_playbook):
+    # Inside nginx's double quotes ';', braces and single quotes are text: the value cannot end the
+    # directive. The header arrives verbatim, and the app still answers (no `return` took effect).
+    value = "default-src 'self'; return 200 {pwned}"
+    headers = {"X-Content-Type-Options": "nosniff", "X-Test-Quoted": value}
+    run = ansible_playbook("site_entry.yml", extra_vars={"nginx_site_security_headers": headers})
+    try:
+        assert run.rc == 0 and run.failed == 0, run.describe()
+        response = site.curl(f"https://{DOMAIN}/")
+        assert response.headers.get("x-test-quoted") == value, response.describe()
+        assert response.status == 200 and response.json()["stub"] == "upstream", response.describe()
+    finally:
+        restored = ansible_playbook("site_entry.yml")
+    assert restored.rc == 0, restored.describe()
+    assert "x-test-quoted" not in site.curl(f"https://{DOMAIN}/").headers

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from conftest import assert_no_changes, assert_rejected_naming
+from tests.lib.hostile import PATTERNS, hostile_vars, unnamed
 
 DOMAIN = "gigaflask.test"
 CERT = f"/etc/ssl/selfsigned/{DOMAIN}.crt"
@@ -163,3 +164,32 @@ def test_bad_input_fails_before_any_change(host, ansible_playbook, extra_vars, v
     run = ansible_playbook("converge.yml", extra_vars=extra_vars)
     assert_rejected_naming(run, variable)
     assert ssl_state(host) == before
+
+
+# Every free-text variable of the role, with a good value; tests.lib.hostile spoils them.
+GOOD = {
+    "tls_selfsigned_domain": DOMAIN,
+    "tls_selfsigned_extra_names": ["app.gigaflask.test"],
+    "tls_selfsigned_extra_ips": ["192.0.2.10"],
+    "tls_selfsigned_certificate_path": CERT,
+    "tls_selfsigned_privatekey_path": KEY,
+    "tls_selfsigned_cryptography_venv": "/opt/ansible-cryptography",
+    "tls_selfsigned_cryptography_version": "47.0.0",
+    "tls_selfsigned_packages": ["python3-venv"],
+}
+
+
+def role_state(host):
+    """The certificate and key, the cryptography virtualenv's files and the installed packages."""
+    return (ssl_state(host)
+            + host.check_output("find /opt/ansible-cryptography -printf '%p %s %T@\\n' | sort | sha256sum")
+            + host.check_output("sha256sum /var/lib/dpkg/status"))
+
+
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_hostile_values_are_refused_naming_each_variable_and_change_nothing(host, ansible_playbook, pattern):
+    before = role_state(host)
+    run = ansible_playbook("converge.yml", extra_vars=hostile_vars(GOOD, pattern))
+    assert run.rc != 0 and run.changed == 0, run.describe()
+    assert not unnamed(run, GOOD), (unnamed(run, GOOD), run.describe())
+    assert role_state(host) == before

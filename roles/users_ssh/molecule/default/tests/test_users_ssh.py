@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_no_changes, assert_rejected_naming, journal
-from tests.lib.hostile import HOSTILE, named, spoil
+from tests.lib.hostile import PATTERNS, named, spoil
 from tests.lib.ssh import assert_password_login_is_refused, container_address, ssh, ssh_audit
 
 POLICY = "Hardened Ubuntu Server 20.04 LTS (version 5)"
@@ -211,7 +211,7 @@ def good_values():
 HARMLESS = {("users_ssh_authorized_keys", "space")}
 
 
-@pytest.mark.parametrize("cls", HOSTILE)
+@pytest.mark.parametrize("cls", PATTERNS)
 def test_hostile_values_fail_naming_each_variable_before_any_change(ansible_playbook, host, cls):
     extra_vars = {name: [spoil(v, cls) for v in good] if isinstance(good, list) else spoil(good, cls)
                   for name, good in good_values().items() if (name, cls) not in HARMLESS}
