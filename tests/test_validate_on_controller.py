@@ -12,7 +12,9 @@ import pytest
 
 from conftest import run_playbook
 
-CONTROLLER_ONLY = ["users_ssh", "hardening_ufw"]
+# tls_selfsigned and nginx_site take their names from group_vars/all.yml's wiring; their controller-only
+# runs are tests/test_certificate_wiring.py's.
+CONTROLLER_ONLY = ["users_ssh", "hardening_ufw", "python_app", "gunicorn_supervisor", "certbot"]
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBGyZ2Hm1y7tAQhz5SxRYwfMBHqFpnvJGC4e5QlK2f5P you@laptop"
 # Enough for every role above to pass with its defaults (exclusive keys need a key).
 GOOD = {"users_ssh_authorized_keys": [KEY]}
@@ -48,7 +50,16 @@ def test_validate_passes_good_input_without_reaching_the_host(tmp_path, role):
     ("users_ssh", {"users_ssh_port": 70000}, "users_ssh_port"),
     ("hardening_ufw", {"hardening_ufw_rules": [{"port": "22 from 1.2.3.4"}]}, "hardening_ufw_rules[0].port"),
     ("hardening_ufw", {"hardening_ufw_fail2ban_bantime": "1h\nenabled = false"}, "hardening_ufw_fail2ban_bantime"),
-], ids=["user", "no-keys", "port", "ufw-rule", "jail-time"])
+    ("python_app", {"python_app_env": {"SECRET_KEY": "x\nexport EVIL=1"}}, "python_app_env['SECRET_KEY']"),
+    ("python_app", {"python_app_requirements_file": "../../etc/passwd"}, "python_app_requirements_file"),
+    ("python_app", {"python_app_pip_index_url": "https://pypi.org/simple --trusted-host evil"},
+     "python_app_pip_index_url"),
+    ("gunicorn_supervisor", {"gunicorn_supervisor_environment": {"A": "1\"\ncommand=/bin/sh"}},
+     "gunicorn_supervisor_environment['A']"),
+    ("gunicorn_supervisor", {"gunicorn_supervisor_bind": "127.0.0.1:8000 --reload"}, "gunicorn_supervisor_bind"),
+    ("gunicorn_supervisor", {"gunicorn_supervisor_workers": 0}, "gunicorn_supervisor_workers"),
+], ids=["user", "no-keys", "port", "ufw-rule", "jail-time", "app-env", "app-requirements", "app-index",
+        "gunicorn-env", "gunicorn-bind", "gunicorn-workers"])
 def test_validate_refuses_bad_input_without_reaching_the_host(tmp_path, role, extra_vars, variable):
     run = validate(tmp_path, role, extra_vars)
     assert run.rc != 0 and run.total("unreachable") == 0, run.describe()
