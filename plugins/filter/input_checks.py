@@ -94,8 +94,11 @@ KINDS = {
     "crypt_hash": (r"\$(?:1|2[abxy]?|5|6|y|gy|7)\$[./A-Za-z0-9$=]+", "a crypt(3) password hash (openssl passwd -6)"),
     "ssh_public_key": (r"(?:%s(?:,%s)* )?" % (SSH_KEY_OPTION, SSH_KEY_OPTION) +
                        r"(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp[0-9]+|sk-[a-z0-9-]+@openssh\.com)"
-                       r"(?:-cert-v01@openssh\.com)? AAAA[0-9A-Za-z+/]+=*(?: [^\n\r]*)?",
-                       "an OpenSSH public key line ('ssh-ed25519 AAAA... comment')"),
+                       # The comment is free text, but nothing that could look like syntax to a
+                       # reader of the file: no braces, quotes, ';', backslash or control character.
+                       r"(?:-cert-v01@openssh\.com)? AAAA[0-9A-Za-z+/]+=*(?: [^\x00-\x1f\x7f{}\"'\\;]*)?",
+                       "an OpenSSH public key line ('ssh-ed25519 AAAA... comment'; no braces, quotes or ';' "
+                       "in the comment)"),
     "wsgi_app": (r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*(?:\(\))?", "module:variable, like app:app"),
     "shell_word": (r"(?!-)[A-Za-z0-9_./:=@%+-]+", "one word of letters, digits and ._/:=@%+- (no spaces or quotes)"),
     "version": (r"[0-9]+(?:\.[0-9A-Za-z]+)*", "a version like 23.0.0"),

@@ -22,6 +22,8 @@ DROPLETS = instances("web")
 NAMES = [droplet["instance"] for droplet in DROPLETS]
 DOMAIN = "example.com"     # group_vars/all.yml
 USER = "deploy"            # molecule.yml, group web
+# Task names carry the role's FQCN (site.yml and deploy.yml call the roles by it).
+DEPLOY_ROLES = ("gigaflask.stack.python_app : ", "gigaflask.stack.gunicorn_supervisor : ")
 
 
 def droplet_host(name):
@@ -109,7 +111,7 @@ def test_rolling_deploy_updates_one_host_at_a_time_and_the_group_never_stops_ser
     order = []
     for task in run.tasks:
         name = task["task"]["name"]
-        if name.startswith(("python_app : ", "gunicorn_supervisor : ")) and task["hosts"]:
+        if name.startswith(DEPLOY_ROLES) and task["hosts"]:
             assert len(task["hosts"]) == 1, f"{name} ran on {list(task['hosts'])} at once"
             order.append(next(iter(task["hosts"])))
     batches = [h for i, h in enumerate(order) if i == 0 or order[i - 1] != h]
