@@ -31,9 +31,11 @@ DROPLET = (instances("web") or [{}])[0]
 ADDRESS = DROPLET.get("address")
 KEY = DROPLET.get("identity_file")
 USER = "deploy"            # molecule.yml, group web: beats group_vars/all.yml's gigaflask
+APP_USER = "gigaflask-app"  # python_app_user's default: the app's own user, not the deploy user
 DOMAIN = "example.com"     # group_vars/all.yml: gigaflask_domain, not overridden
 PROGRAM = "gigaflask"      # python_app_name's default: the supervisor program
 VERSION = (ROOT / "app" / "VERSION").read_text().strip()
+APP_ROOT = "/srv/gigaflask"  # python_app_root's default
 THROUGH_NGINX = f"https://{DOMAIN}@127.0.0.1:443"   # the load client's target inside the droplet
 
 
@@ -124,8 +126,24 @@ def test_group_vars_reach_the_host_unless_web_overrides_them(host):
     assert f"{DOMAIN} www.{DOMAIN}" in [" ".join(n.split()) for n in names], names
     # ... while users_ssh_user set on group web beats group_vars/all.yml's gigaflask.
     assert host.user(USER).exists and not host.user("gigaflask").exists
-    assert host.run(f"pgrep -u {USER} -f 'gunicorn: master'").rc == 0 or host.run(f"pgrep -u {USER} gunicorn").rc == 0, \
-        host.check_output("ps -eo user,args")
+
+
+def test_the_app_runs_as_its_own_user_that_cannot_become_root_or_change_its_code(host):
+    # gunicorn's master and workers: the app user's, not the deploy user's (who has sudo).
+    owners = set(host.check_output("ps -o user:32= -C gunicorn").split())
+    assert owners == {APP_USER}, host.check_output("ps -eo user,args")
+    app = host.user(APP_USER)
+    assert app.shell == "/usr/sbin/nologin" and app.uid < 1000, (app.shell, app.uid)
+    assert not {"sudo", "admin"} & set(app.groups), app.groups
+    assert host.run(f"runuser -u {APP_USER} -- sudo -n true").rc != 0
+    assert not host.file(f"{app.home}/.ssh/authorized_keys").exists
+    # Code, venv, gunicorn's config and the release pointer are root's: the app cannot change them.
+    for path in (f"{APP_ROOT}/current/app.py", f"{APP_ROOT}/current/venv/bin/gunicorn",
+                 f"{APP_ROOT}/current/venv/lib", f"{APP_ROOT}/releases", "/etc/gunicorn"):
+        assert host.run(f"runuser -u {APP_USER} -- test -w {path}").rc != 0, f"{APP_USER} can write {path}"
+    # The environment file is the app's alone (secrets), and so readable by it.
+    env = host.file(f"{APP_ROOT}/shared/env")
+    assert (env.user, env.mode) == (APP_USER, 0o600)
 
 
 # --- site.yml again ------------------------------------------------------------------------------

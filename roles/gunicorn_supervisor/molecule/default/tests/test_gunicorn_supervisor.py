@@ -1,6 +1,6 @@
 """gunicorn_supervisor serving python_app's releases: settings, crash recovery, graceful updates.
 
-converge.yml runs python_app (sample app, deploy user `gigaflask`, keep 2 releases) and this role
+converge.yml runs python_app (sample app, its own user `gigaflask-app`, keep 2 releases) and this role
 with its defaults (bind 127.0.0.1:8000). The tests run in file order and later ones build on
 earlier ones: read-only checks, check mode and bad input on the converged host first, then the
 crash, the updates under load, rollback, broken releases and finally the unix socket bind.
@@ -21,7 +21,7 @@ from tests.lib.target_http import get
 
 APP_ROOT = "/srv/gigaflask"
 PROGRAM = "gigaflask"
-USER = "gigaflask"
+USER = "gigaflask-app"     # python_app_user's default: the app's own system user
 BIND = "127.0.0.1:8000"
 SOCKET = "/run/gigaflask/gunicorn.sock"
 SLOTS = f"{APP_ROOT}/shared/gunicorn-slots.json"
@@ -117,7 +117,7 @@ def test_app_answers_on_the_bind_address_with_the_deployed_version(host):
 
 def test_app_runs_as_the_app_user_with_two_workers_per_cpu_plus_one(host):
     master = master_pid(host, serving_slot(host))
-    owners = host.check_output(f"ps -o user= -p {master} --ppid {master}").split()
+    owners = host.check_output(f"ps -o user:32= -p {master} --ppid {master}").split()
     workers = len(owners) - 1
     assert set(owners) == {USER}, owners
     assert workers == 2 * int(host.check_output("nproc")) + 1, f"{workers} workers"

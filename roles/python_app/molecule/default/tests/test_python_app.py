@@ -97,7 +97,8 @@ def test_generated_secret_key_is_in_the_env_file(host):
     secret = env_value(host, "SECRET_KEY")
     assert len(secret) == 64 and secret.isalnum(), "SECRET_KEY was not generated"
     assert host.file(f"{APP_ROOT}/shared/secret_key").content_string.strip() == secret
-    assert host.file(f"{APP_ROOT}/shared/secret_key").mode == 0o600
+    kept = host.file(f"{APP_ROOT}/shared/secret_key")
+    assert (kept.user, kept.group, kept.mode) == ("root", "root", 0o600)
 
 
 def test_check_mode_on_converged_host_changes_nothing(host, ansible_playbook):
