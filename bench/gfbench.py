@@ -93,6 +93,11 @@ class Droplets:
         # What molecule/ssh gives group `web`: the deploy user gets this run's key, and fail2ban
         # ignores the controller (the bench's own logins come from the Docker gateway).
         (self.dir / "group_vars").mkdir(exist_ok=True)
+        # The operator's settings, as the scenarios get them: group_vars/all.yml beside this
+        # inventory (Ansible reads the root one only beside the root inventory).
+        site_vars = self.dir / "group_vars" / "all.yml"
+        site_vars.unlink(missing_ok=True)
+        site_vars.symlink_to(ROOT / "group_vars" / "all.yml")
         (self.dir / "group_vars" / "web.yml").write_text(json.dumps({
             "users_ssh_authorized_key_files": [str(self.dir / "droplet_key.pub")],
             "hardening_ufw_fail2ban_ignore_ips": [gateway(self.names[0])],
