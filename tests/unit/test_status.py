@@ -54,6 +54,8 @@ def test_supervisor_a_stopped_slot_or_a_missing_program_fails():
                                stopped["stdout"], count=1)
     result = status_supervisor(stopped, "gigaflask")
     assert not result["ok"] and result["detail"].startswith("gigaflask:gigaflask-0 STOPPED")
+    # By its state alone, too: supervisorctl before 4.0 exits 0 whatever the processes' states.
+    assert not status_supervisor({**stopped, "rc": 0}, "gigaflask")["ok"]
     one_slot = out("supervisor-running.txt")
     one_slot["stdout"] = one_slot["stdout"].splitlines()[0]
     assert not status_supervisor(one_slot, "gigaflask")["ok"]
