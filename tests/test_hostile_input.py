@@ -14,6 +14,7 @@ from tests.lib.hostile import PATTERNS, hostile_vars, unnamed
 GOOD = {
     "python_app": {
         "python_app_name": "gigaflask", "python_app_user": "gigaflask", "python_app_group": "gigaflask",
+        "python_app_build_user": "gigaflask-build",
         "python_app_root": "/srv/gigaflask", "python_app_src_excludes": [".git", "*.pyc"],
         "python_app_repo": "https://git.example.com/team/app.git", "python_app_version": "v1.2.0",
         "python_app_packages": ["python3-venv"], "python_app_requirements_file": "requirements/prod.txt",

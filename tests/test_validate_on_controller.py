@@ -54,13 +54,15 @@ def test_validate_passes_good_input_without_reaching_the_host(tmp_path, role):
     ("python_app", {"python_app_requirements_file": "../../etc/passwd"}, "python_app_requirements_file"),
     ("python_app", {"python_app_repo": "https://ci:glpat-s3cret@git.example.com/app.git"}, "python_app_repo"),
     ("python_app", {"python_app_user": "deploy", "users_ssh_user": "deploy"}, "python_app_user"),
+    ("python_app", {"python_app_build_user": "gigaflask-app"}, "python_app_build_user"),
     ("python_app", {"python_app_pip_index_url": "https://pypi.org/simple --trusted-host evil"},
      "python_app_pip_index_url"),
     ("gunicorn_supervisor", {"gunicorn_supervisor_environment": {"A": "1\"\ncommand=/bin/sh"}},
      "gunicorn_supervisor_environment['A']"),
     ("gunicorn_supervisor", {"gunicorn_supervisor_bind": "127.0.0.1:8000 --reload"}, "gunicorn_supervisor_bind"),
     ("gunicorn_supervisor", {"gunicorn_supervisor_workers": 0}, "gunicorn_supervisor_workers"),
-], ids=["user", "no-keys", "port", "ufw-rule", "jail-time", "app-env", "app-requirements", "app-repo-token", "app-is-deploy-user", "app-index",
+], ids=["user", "no-keys", "port", "ufw-rule", "jail-time", "app-env", "app-requirements", "app-repo-token", "app-is-deploy-user",
+        "build-is-app-user", "app-index",
         "gunicorn-env", "gunicorn-bind", "gunicorn-workers"])
 def test_validate_refuses_bad_input_without_reaching_the_host(tmp_path, role, extra_vars, variable):
     run = validate(tmp_path, role, extra_vars)

@@ -7,8 +7,10 @@ Every test takes the `host` fixture: pytest moves tests without Testinfra's (par
 module-scoped) `host` behind those with it, which would break that order.
 """
 import hashlib
+import io
 import json
 import shlex
+import tarfile
 
 import pytest
 
@@ -17,6 +19,7 @@ from tests.lib.apps import copy_app
 
 APP_ROOT = "/srv/gigaflask"
 APP_USER = "gfapp"
+BUILD_USER = "gigaflask-build"  # python_app_build_user's default
 GREETING = "Hi 'there', $HOME \"quoted\" & more"  # converge.yml's APP_GREETING
 
 
@@ -76,8 +79,10 @@ def test_release_venv_serves_the_app_with_its_requirements_and_pinned_gunicorn(h
 def test_app_user_is_an_unprivileged_system_user_who_cannot_change_the_code(host):
     user = host.user(APP_USER)
     assert 0 < user.uid < 1000 and user.shell == "/usr/sbin/nologin", (user.uid, user.shell)
-    write = host.run(f"runuser -u {APP_USER} -- touch {APP_ROOT}/current/app.py {APP_ROOT}/current/venv/bin/x")
-    assert write.rc != 0, "the app user can change its own code"
+    for user in (APP_USER, BUILD_USER):
+        write = host.run(f"runuser -u {user} -- touch {APP_ROOT}/current/app.py {APP_ROOT}/current/venv/bin/x")
+        assert write.rc != 0, f"{user} can change the code or the venv"
+    assert host.run(f"find {APP_ROOT}/current/ ! -user root").stdout == "", "part of the release is not root's"
     log = host.run(f"runuser -u {APP_USER} -- touch {APP_ROOT}/shared/log/probe && rm {APP_ROOT}/shared/log/probe")
     assert log.rc == 0, f"the app user cannot write its log directory: {log.stderr}"
 
@@ -181,3 +186,65 @@ def test_git_source_deploys_the_tagged_commit(host, ansible_playbook):
     assert not host.file(f"{release}/.git").exists
     result = as_app_user(host, "venv/bin/python -c 'from app import VERSION; print(VERSION)'")
     assert result.stdout.strip() == "7.0.0", result.stderr
+
+
+# The setup.py of an sdist: pip runs it at every build. It tries what a malicious dependency would
+# (as root every one of these succeeds) and reports each outcome to a file the build user may write.
+HOSTILE_SETUP = """
+import glob, json, os, pwd
+from setuptools import setup
+
+def attempt(action, path):
+    try:
+        action(path)
+        return "written"
+    except OSError as error:
+        return "denied: " + error.strerror
+
+touch = lambda path: open(path, "a").close()
+writes = {path: attempt(touch, path) for path in
+          ["/etc/gigaflask-hostile", "/root/gigaflask-hostile", "%(root)s/shared/env",
+           "%(root)s/shared/secret_key"] + glob.glob("%(root)s/releases/*/app.py")}
+writes["%(root)s/releases/planted"] = attempt(os.mkdir, "%(root)s/releases/planted")
+with open("/tmp/gigaflask-hostile-report.json", "w") as report:
+    json.dump({"user": pwd.getpwuid(os.getuid()).pw_name, "writes": writes}, report)
+setup(name="hostile-probe", version="1.0", py_modules=[])
+""" % {"root": APP_ROOT}
+
+
+def hostile_sdist(directory):
+    """hostile-probe-1.0.tar.gz in `directory`: an sdist whose setup.py is HOSTILE_SETUP."""
+    files = {"setup.py": HOSTILE_SETUP,
+             "PKG-INFO": "Metadata-Version: 1.0\nName: hostile-probe\nVersion: 1.0\n"}
+    with tarfile.open(directory / "hostile-probe-1.0.tar.gz", "w:gz") as archive:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"hostile-probe-1.0/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
+def test_a_requirement_that_runs_code_at_install_cannot_write_outside_its_venv(host, ansible_playbook,
+                                                                                tmp_path_factory):
+    src = copy_app(tmp_path_factory, "hostile", "8.0.0", requirement="./hostile-probe-1.0.tar.gz")
+    hostile_sdist(src)
+    host.run("rm -f /tmp/gigaflask-hostile-report.json")
+    secrets = host.run(f"sha256sum {APP_ROOT}/shared/env {APP_ROOT}/shared/secret_key").stdout
+    run = ansible_playbook("converge.yml", extra_vars={"python_app_src": str(src)})
+    assert run.rc == 0, run.describe()
+    report = host.file("/tmp/gigaflask-hostile-report.json")
+    assert report.exists, "the sdist's setup.py never ran: the test proves nothing"
+    report = json.loads(report.content_string)
+    assert report["user"] == BUILD_USER, f"the build ran the sdist's code as {report['user']}"
+    assert len(report["writes"]) >= 6, report  # the targets above and at least two releases' code
+    written = {path: outcome for path, outcome in report["writes"].items() if not outcome.startswith("denied")}
+    assert written == {}, f"the sdist's code wrote outside its venv: {written}"
+    for path in ("/etc/gigaflask-hostile", "/root/gigaflask-hostile", f"{APP_ROOT}/releases/planted"):
+        assert not host.file(path).exists, path
+    assert host.run(f"sha256sum {APP_ROOT}/shared/env {APP_ROOT}/shared/secret_key").stdout == secrets
+    # The release was built with it, and its venv is root's now: read-only for the build and the app.
+    release = current_release(host)
+    assert host.file(f"{release}/VERSION").content_string.strip() == "8.0.0"
+    assert "hostile-probe" in as_app_user(host, "venv/bin/pip freeze").stdout.lower()
+    assert host.run(f"find {release}/venv ! -user root").stdout == "", "the build user still owns part of the venv"
+    assert host.run(f"pgrep -u {BUILD_USER}").rc == 1, "a process of the build outlived it"
