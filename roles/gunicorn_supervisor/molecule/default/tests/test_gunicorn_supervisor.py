@@ -25,6 +25,7 @@ USER = "gigaflask-app"     # python_app_user's default: the app's own system use
 BIND = "127.0.0.1:8000"
 SOCKET = "/run/gigaflask/gunicorn.sock"
 SLOTS = f"{APP_ROOT}/shared/gunicorn-slots.json"
+RUN_DIR = f"/run/gunicorn_supervisor/{PROGRAM}"  # the launcher's records and private sockets
 CRASH_BOUND = 10  # seconds from kill -9 of the master to /healthz answering from a new master
 VERSION = (ROOT / "app/VERSION").read_text().strip()
 
@@ -124,6 +125,25 @@ def test_app_runs_as_the_app_user_with_two_workers_per_cpu_plus_one(host):
     assert process_cwd(host, master) == current_release(host)
 
 
+def test_the_state_deploys_trust_is_roots_and_the_app_user_can_forge_none_of_it(host):
+    # What serve.yml reads back to decide whether a switch is due: the slot modes, and the record
+    # of what each slot's launcher started. Forged, they would make later deploys do nothing.
+    records = [f"{RUN_DIR}/slot-{slot}.json" for slot in ("0", "1")]
+    for path in [RUN_DIR, SLOTS, *records]:
+        state = host.file(path)
+        assert state.exists and (state.user, state.group) == ("root", "root"), path
+    assert host.file(RUN_DIR).mode == 0o700
+    for path in [SLOTS, *records, f"{RUN_DIR}/forged.json"]:
+        attempt = host.run(f"runuser -u {USER} -- sh -c {shlex.quote(f'echo {{}} > {path}')}")
+        assert attempt.rc != 0, f"the app user wrote {path}"
+    assert not host.file(f"{APP_ROOT}/shared/run").exists, "the app-writable records of 1.0.0 are left"
+    # Root only until the exec: the parked slot and the serving master both run as the app user.
+    for slot in ("0", "1"):
+        pid = master_pid(host, slot)
+        assert host.check_output(f"ps -o user:32= -p {pid}") == USER, f"slot {slot} runs as root"
+        assert json.loads(host.check_output(f"cat {RUN_DIR}/slot-{slot}.json"))["pid"] == pid
+
+
 def test_app_gets_its_secret_from_the_env_file_and_supervisor_files_hold_none(host):
     env = host.file(f"{APP_ROOT}/shared/env")
     assert (env.user, env.mode) == (USER, 0o600)
@@ -157,7 +177,7 @@ print(json.dumps({
     "names": sorted(p.name for p in procs),
     "command": procs[0].command,
     "directory": procs[0].directory,
-    "user": pwd.getpwuid(procs[0].uid).pw_name,
+    "user": None if procs[0].uid is None else pwd.getpwuid(procs[0].uid).pw_name,
     "autostart": procs[0].autostart,
     "autorestart": getattr(procs[0].autorestart, "__name__", procs[0].autorestart),
     "stopasgroup": procs[0].stopasgroup,
@@ -178,7 +198,9 @@ def test_supervisor_runs_the_program_with_the_tutorial_settings(host):
     assert config["socket"] == f"tcp://{BIND}"
     assert config["names"] == [f"{PROGRAM}-0", f"{PROGRAM}-1"]
     assert "gunicorn-launch" in config["command"] and "app:app" in config["command"]
-    assert (config["directory"], config["user"]) == (APP_ROOT, USER)
+    # supervisord starts the launcher as root; the launcher drops to the app user (test below).
+    assert (config["directory"], config["user"]) == (APP_ROOT, None)
+    assert f" --user {USER} " in config["command"], config["command"]
     assert config["autostart"] is True and config["autorestart"] == "RestartUnconditionally", config
     # TERM to the master only (it stops its workers itself; see the role README), SIGKILL to the group.
     assert config["stopasgroup"] is False and config["killasgroup"] is True, config
@@ -250,7 +272,7 @@ print(json.dumps({"old": old, "new": new, "seconds": time.monotonic() - start}))
 
 def test_supervisor_brings_a_killed_master_back_within_the_bound(host):
     slot = serving_slot(host)
-    private = f"{APP_ROOT}/shared/run/slot-{slot}.sock"
+    private = f"{RUN_DIR}/slot-{slot}.sock"
     with LoadClient(host, BIND, name="crash") as load:
         result = json.loads(host.check_output(
             f"python3 -c {shlex.quote(CRASH)} {PROGRAM} {slot} {private}"))
