@@ -79,6 +79,8 @@ def sources(tmp_path_factory):
     return {
         # code change only: same requirements
         "code": copy_app(tmp_path_factory, "code", "2.0.0"),
+        # a healthy release whose deploy dies after the build
+        "interrupted": copy_app(tmp_path_factory, "interrupted", "2.5.0"),
         # a new requirement the app imports: the old venv cannot serve this release
         "requirement": copy_app(
             tmp_path_factory, "requirement", "3.0.0", requirement="six==1.17.0",
@@ -317,6 +319,30 @@ def test_code_change_is_served_without_a_failed_request(host, ansible_playbook, 
     assert before not in host.check_output("ps -e -o args="), "a process of the old release is left"
 
 
+def test_a_run_that_dies_after_the_build_leaves_current_and_what_a_restart_serves(host, ansible_playbook,
+                                                                                    sources):
+    # python_app builds 2.5.0, then the run dies before gunicorn_supervisor put it in service (here
+    # its host check refuses a user that does not exist; an SSH drop or a Ctrl-C stop it alike).
+    serving = current_release(host)
+    run = ansible_playbook("converge.yml", extra_vars={"python_app_src": str(sources["interrupted"]),
+                                                       "gunicorn_supervisor_user": "nosuchuser"})
+    assert run.rc != 0 and any("nosuchuser" in m for m in run.failure_messages), run.describe()
+    built = [f"{APP_ROOT}/releases/{r}" for r in releases(host)
+             if host.file(f"{APP_ROOT}/releases/{r}/VERSION").content_string.strip() == "2.5.0"]
+    assert len(built) == 1 and host.file(f"{built[0]}/.release.json").exists, "the run died before the build"
+    assert current_release(host) == serving, "an untested release became current"
+    assert not host.file(f"{built[0]}/.activated").exists
+    # What a reboot does to the program: the release that passed its gate comes back, not the new one.
+    host.run_expect([0], "systemctl restart supervisor")
+    for _ in range(60):
+        answer = get(host, BIND, "/healthz")
+        if answer["status"] == 200:
+            break
+        host.run("sleep 0.5")
+    assert served_version(host) == "2.0.0"
+    assert process_cwd(host, master_pid(host, serving_slot(host))) == serving
+
+
 def test_requirement_change_is_served_without_a_failed_request(host, ansible_playbook, sources):
     before = current_release(host)
     run, load = deploy_under_load(host, ansible_playbook, "update: requirement change",
@@ -373,7 +399,7 @@ def test_unix_socket_admits_www_data_only_and_returns_after_a_reboot(host, ansib
     assert get(host, BIND, "/")["status"] is None, "the TCP bind still answers"
 
     # A reboot empties /run: the tmpfiles.d entry recreates the directory before supervisord starts.
-    host.run_expect([0], "systemctl stop supervisor && rm -rf /run/gigaflask && "
+    host.run_expect([0], "systemctl stop supervisor && rm -rf /run/gigaflask /run/gunicorn_supervisor && "
                          "systemd-tmpfiles --create /etc/tmpfiles.d/gunicorn-gigaflask.conf && "
                          "systemctl start supervisor")
     directory = host.file("/run/gigaflask")
