@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 
 import pytest
 import testinfra
@@ -69,6 +70,18 @@ class Served:
 
 def served(ip, name, root):
     return Served(ip, name, root)
+
+
+def served_once_reloaded(ip, name, root, old_serial, seconds=10):
+    """What nginx presents once a reload has taken effect: `nginx -s reload` (systemd's reload)
+    returns when the master has the signal, before its new workers answer, so a handshake at once
+    can still meet an old worker. Gives up after `seconds` and returns what it saw last."""
+    for _ in range(seconds * 2):
+        seen = Served(ip, name, root)
+        if seen.serial != old_serial:
+            return seen
+        time.sleep(0.5)
+    return seen
 
 
 def file_serial(host):

@@ -1,5 +1,6 @@
 """Renewal against Pebble: dry run, deploy hook, and a renewal that fails."""
 from certbot_helpers import DIRECTORY, NAMES, certbot, certbot_log, file_serial, nginx_main_pid, served
+from certbot_helpers import served_once_reloaded
 from certbot_helpers import pebble, pebble_root, target_ip  # noqa: F401  (fixtures)
 
 testinfra_hosts = ["web"]
@@ -25,7 +26,7 @@ def test_deploy_hook_reloads_nginx_with_the_renewed_certificate(host, target_ip,
     result = certbot(host, "renew --force-renewal")
     assert result.rc == 0, result.stdout + result.stderr + certbot_log(host)
     assert "deploy hook: nginx reloaded" in result.stdout + result.stderr + certbot_log(host)
-    tls = served(target_ip, NAMES[0], pebble_root)
+    tls = served_once_reloaded(target_ip, NAMES[0], pebble_root, old)
     assert tls.verify == (0, "ok"), tls.output[-2000:]
     assert tls.serial != old, "nginx still serves the previous certificate: the deploy hook did not reload it"
     assert tls.serial == file_serial(host)
