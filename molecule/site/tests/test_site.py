@@ -146,6 +146,21 @@ def test_the_app_runs_as_its_own_user_that_cannot_become_root_or_change_its_code
     assert (env.user, env.mode) == (APP_USER, 0o600)
 
 
+def database_answer(host):
+    """What the app user gets from the database with its environment file and nothing else."""
+    return host.run(f"runuser -u {APP_USER} -- sh -c 'set -a; . {APP_ROOT}/shared/env; "
+                    "psql \"$DATABASE_URL\" -Atc \"select current_user, current_database()\"'")
+
+
+def test_the_app_reaches_its_database_with_the_url_in_its_environment(host):
+    # PostgreSQL answers on loopback only (the test above finds nothing but 22, 80, 443 from outside).
+    answer = database_answer(host)
+    assert answer.rc == 0 and answer.stdout.strip() == "gigaflask|gigaflask", answer.stdout + answer.stderr
+    password = host.file("/etc/postgresql/gigaflask-gigaflask.password")
+    assert (password.user, password.mode) == ("root", 0o600)
+    assert host.run(f"runuser -u {APP_USER} -- cat {password.path}").rc != 0
+
+
 # --- site.yml again ------------------------------------------------------------------------------
 
 def test_check_mode_on_converged_host_changes_nothing(ansible_playbook):
@@ -290,3 +305,9 @@ def test_rollback_returns_to_the_release_before(host, ansible_playbook):
     assert load.stats["failures"] == 0, load.describe()
     assert served_version()[0] == VERSION
     assert f"serves version {VERSION}" in run.output, run.describe()
+
+
+def test_the_database_url_survives_deploys_and_the_rollback(host):
+    # deploy.yml wrote the environment file again for v2 (and v3); it still names the database.
+    answer = database_answer(host)
+    assert answer.rc == 0 and answer.stdout.strip() == "gigaflask|gigaflask", answer.stdout + answer.stderr
