@@ -24,6 +24,16 @@ GOOD = {
         # Values may hold any text but a newline (each is shell-quoted in shared/env); the names are
         # spoiled with them, and those must fail.
         "python_app_env": {"SENTRY_DSN": "https://key@sentry.example.com/1"},
+        "python_app_database_url": "postgresql://gigaflask:s3cr%2Ft@127.0.0.1:5432/gigaflask",
+    },
+    "postgresql": {
+        "postgresql_database": "gigaflask", "postgresql_user": "gigaflask",
+        "postgresql_password_file": "/etc/postgresql/gigaflask.password",
+        # postgresql_hba_clients (a list of {address}) is test_validate_on_controller.py's.
+        "postgresql_listen_addresses": ["127.0.0.1"],
+        "postgresql_shared_buffers": "256MB", "postgresql_effective_cache_size": "768MB",
+        "postgresql_work_mem": "4MB", "postgresql_client_host": "db.example.com",
+        # The password may hold any text but a control character: only the newline spoils it.
     },
     "gunicorn_supervisor": {
         "gunicorn_supervisor_bind": "127.0.0.1:8000", "gunicorn_supervisor_program": "gigaflask",

@@ -14,7 +14,7 @@ from conftest import run_playbook
 
 # tls_selfsigned and nginx_site take their names from group_vars/all.yml's wiring; their controller-only
 # runs are tests/test_certificate_wiring.py's.
-CONTROLLER_ONLY = ["users_ssh", "hardening_ufw", "python_app", "gunicorn_supervisor", "certbot"]
+CONTROLLER_ONLY = ["users_ssh", "hardening_ufw", "postgresql", "python_app", "gunicorn_supervisor", "certbot"]
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBGyZ2Hm1y7tAQhz5SxRYwfMBHqFpnvJGC4e5QlK2f5P you@laptop"
 # Enough for every role above to pass with its defaults (exclusive keys need a key).
 GOOD = {"users_ssh_authorized_keys": [KEY]}
@@ -52,6 +52,10 @@ def test_validate_passes_good_input_without_reaching_the_host(tmp_path, role):
     ("hardening_ufw", {"hardening_ufw_fail2ban_bantime": "1h\nenabled = false"}, "hardening_ufw_fail2ban_bantime"),
     ("python_app", {"python_app_env": {"SECRET_KEY": "x\nexport EVIL=1"}}, "python_app_env['SECRET_KEY']"),
     ("python_app", {"python_app_requirements_file": "../../etc/passwd"}, "python_app_requirements_file"),
+    ("python_app", {"python_app_database_url": "postgresql://app:pw@db/app\nEVIL=1"}, "python_app_database_url"),
+    ("postgresql", {"postgresql_database": "app; DROP"}, "postgresql_database"),
+    ("postgresql", {"postgresql_hba_clients": [{"address": "all"}]}, "postgresql_hba_clients"),
+    ("postgresql", {"postgresql_password": "pw\nlocal all all trust"}, "postgresql_password"),
     ("python_app", {"python_app_repo": "https://ci:glpat-s3cret@git.example.com/app.git"}, "python_app_repo"),
     ("python_app", {"python_app_user": "deploy", "users_ssh_user": "deploy"}, "python_app_user"),
     ("python_app", {"python_app_build_user": "gigaflask-app"}, "python_app_build_user"),
@@ -61,7 +65,8 @@ def test_validate_passes_good_input_without_reaching_the_host(tmp_path, role):
      "gunicorn_supervisor_environment['A']"),
     ("gunicorn_supervisor", {"gunicorn_supervisor_bind": "127.0.0.1:8000 --reload"}, "gunicorn_supervisor_bind"),
     ("gunicorn_supervisor", {"gunicorn_supervisor_workers": 0}, "gunicorn_supervisor_workers"),
-], ids=["user", "no-keys", "port", "ufw-rule", "jail-time", "app-env", "app-requirements", "app-repo-token", "app-is-deploy-user",
+], ids=["user", "no-keys", "port", "ufw-rule", "jail-time", "app-env", "app-requirements", "app-database-url",
+        "db-name", "db-client", "db-password", "app-repo-token", "app-is-deploy-user",
         "build-is-app-user", "app-index",
         "gunicorn-env", "gunicorn-bind", "gunicorn-workers"])
 def test_validate_refuses_bad_input_without_reaching_the_host(tmp_path, role, extra_vars, variable):
