@@ -33,6 +33,7 @@ GOOD = {
         "postgresql_listen_addresses": ["127.0.0.1"],
         "postgresql_shared_buffers": "256MB", "postgresql_effective_cache_size": "768MB",
         "postgresql_work_mem": "4MB", "postgresql_client_host": "db.example.com",
+        "postgresql_backup_dir": "/var/backups/postgresql",
         # The password may hold any text but a control character: only the newline spoils it.
     },
     "gunicorn_supervisor": {

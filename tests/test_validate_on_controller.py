@@ -56,6 +56,8 @@ def test_validate_passes_good_input_without_reaching_the_host(tmp_path, role):
     ("postgresql", {"postgresql_database": "app; DROP"}, "postgresql_database"),
     ("postgresql", {"postgresql_hba_clients": [{"address": "all"}]}, "postgresql_hba_clients"),
     ("postgresql", {"postgresql_password": "pw\nlocal all all trust"}, "postgresql_password"),
+    ("postgresql", {"postgresql_backup_on_calendar": "daily\nExecStart=/bin/sh"}, "postgresql_backup_on_calendar"),
+    ("postgresql", {"postgresql_backup_keep": 0}, "postgresql_backup_keep"),
     ("python_app", {"python_app_repo": "https://ci:glpat-s3cret@git.example.com/app.git"}, "python_app_repo"),
     ("python_app", {"python_app_user": "deploy", "users_ssh_user": "deploy"}, "python_app_user"),
     ("python_app", {"python_app_build_user": "gigaflask-app"}, "python_app_build_user"),
@@ -66,7 +68,7 @@ def test_validate_passes_good_input_without_reaching_the_host(tmp_path, role):
     ("gunicorn_supervisor", {"gunicorn_supervisor_bind": "127.0.0.1:8000 --reload"}, "gunicorn_supervisor_bind"),
     ("gunicorn_supervisor", {"gunicorn_supervisor_workers": 0}, "gunicorn_supervisor_workers"),
 ], ids=["user", "no-keys", "port", "ufw-rule", "jail-time", "app-env", "app-requirements", "app-database-url",
-        "db-name", "db-client", "db-password", "app-repo-token", "app-is-deploy-user",
+        "db-name", "db-client", "db-password", "db-backup-time", "db-backup-keep", "app-repo-token", "app-is-deploy-user",
         "build-is-app-user", "app-index",
         "gunicorn-env", "gunicorn-bind", "gunicorn-workers"])
 def test_validate_refuses_bad_input_without_reaching_the_host(tmp_path, role, extra_vars, variable):
