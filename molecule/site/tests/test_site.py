@@ -311,3 +311,15 @@ def test_the_database_url_survives_deploys_and_the_rollback(host):
     # deploy.yml wrote the environment file again for v2 (and v3); it still names the database.
     answer = database_answer(host)
     assert answer.rc == 0 and answer.stdout.strip() == "gigaflask|gigaflask", answer.stdout + answer.stderr
+
+
+def test_backup_playbook_dumps_the_database_and_fetches_it_over_ssh(host, ansible_playbook, tmp_path):
+    # The operator's path: playbooks/backup.yml through connect.yml over real SSH, the dump fetched.
+    assert host.service("gigaflask-pg-backup.timer").is_enabled
+    run = ansible_playbook("playbooks/backup.yml", extra_vars={"gigaflask_backup_fetch_dir": str(tmp_path)})
+    assert run.rc == 0, run.describe()
+    dumps = host.check_output("ls /var/backups/postgresql").split()
+    assert dumps and all(d.startswith("gigaflask-") and d.endswith(".dump") for d in dumps), dumps
+    fetched = list(tmp_path.rglob("*.dump"))
+    assert [f.name for f in fetched] == [sorted(dumps)[-1]], (fetched, dumps)
+    assert fetched[0].read_bytes().startswith(b"PGDMP"), "not a pg_dump custom-format archive"
