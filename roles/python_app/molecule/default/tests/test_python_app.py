@@ -169,7 +169,7 @@ def test_git_source_deploys_the_tagged_commit(host, ansible_playbook):
     setup = host.run(
         "set -e; rm -rf /srv/git /tmp/gf-work; git init -q --bare /srv/git/app.git; "
         f"mkdir /tmp/gf-work; cd {APP_ROOT}/current; "
-        "cp -r app.py VERSION requirements.txt static migrations /tmp/gf-work; "
+        "cp -r app.py manage.py VERSION requirements.txt static migrations /tmp/gf-work; "
         "cd /tmp/gf-work; "
         "echo 7.0.0 > VERSION; git init -q; git add -A; "
         "git -c user.name=t -c user.email=t@example.com commit -qm v7; git tag v7.0.0; "
@@ -269,7 +269,7 @@ def test_the_default_release_command_migrated_the_sample_app(host):
     # database) and recorded it in the release, root's.
     record = host.file(f"{current_release(host)}/.release-command.json")
     assert record.exists and record.user == "root" and record.mode == 0o644
-    assert json.loads(record.content_string)["command"] == ["flask", "--app", "app", "db", "upgrade"]
+    assert json.loads(record.content_string)["command"] == ["flask", "--app", "manage", "db", "upgrade"]
 
 
 def test_the_release_command_runs_once_per_release_as_the_app_user_before_it_is_current(
