@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_no_changes, assert_rejected_naming, journal
-from tests.lib.apps import copy_app
+from tests.lib.apps import BROKEN_HEALTHZ, copy_app
 from tests.lib.droplets import docker_hosts, instances
 from tests.lib.listeners import connects, listening
 from tests.lib.load import LoadClient
@@ -92,7 +92,8 @@ def test_https_through_nginx_reaches_the_app_and_shows_its_version(host):
     assert headers.get("X-App-Version") == VERSION, headers
     assert headers.get("Server", "").startswith("nginx"), headers
     status, _, body = https("/healthz", certificate=certificate)
-    assert status == 200 and json.loads(body) == {"status": "ok", "version": VERSION}, body
+    assert status == 200 and json.loads(body) == {"status": "ok", "version": VERSION, "database": "ok",
+                                                  "revision": "0001", "head": "0001"}, body
     status, headers, _ = https("/static/style.css", certificate=certificate)
     assert status == 200 and headers.get("Content-Type", "").startswith("text/css"), headers
 
@@ -266,7 +267,9 @@ def test_status_passes_on_the_healthy_host_and_changes_nothing(ansible_playbook)
                   "certificate", f"https://{DOMAIN}/healthz", "postgresql", "database login", "migrations", "backup"):
         assert f"  ok    {check}: " in report, report
     assert f"database login: {APP_USER} logs in as gigaflask to gigaflask" in report, report
-    assert "migrations: the serving release's release command succeeded; database at 0001" in report, report
+    # pytest runs this test (no `host`) after the deploys: 1.0.0 serves again, on v2's schema.
+    assert "migrations: the serving release's release command succeeded; database at 0002, the release's newest 0001" \
+        in report, report
     assert re.search(r"certificate: CN ?= ?example\.com, issued by CN ?= ?example\.com \(self-signed\), 3\d\d days",
                      report), report
 
@@ -347,8 +350,7 @@ def sources(tmp_path_factory):
         "v2": with_migrations(copy_app(tmp_path_factory, "v2", "2.0.0"), m0002_author=EXPAND),
         # imports fine, but /healthz answers 500: the health gate must keep it out of service
         "v3": with_migrations(copy_app(tmp_path_factory, "v3", "3.0.0-broken",
-                                       edit=[('    return jsonify(status="ok", version=VERSION)\n',
-                                              '    return jsonify(status="broken", version=VERSION), 500\n')]),
+                                       edit=BROKEN_HEALTHZ),
                               m0002_author=EXPAND),
         # a healthy app whose release command (its migration) fails
         "v4": with_migrations(copy_app(tmp_path_factory, "v4", "4.0.0-migration-fails"),
@@ -449,3 +451,16 @@ def test_backup_playbook_dumps_the_database_and_fetches_it_over_ssh(host, ansibl
     fetched = list(tmp_path.rglob("*.dump"))
     assert [f.name for f in fetched] == [sorted(dumps)[-1]], (fetched, dumps)
     assert fetched[0].read_bytes().startswith(b"PGDMP"), "not a pg_dump custom-format archive"
+
+
+def test_restore_playbook_brings_back_the_notes_lost_after_the_backup(host, ansible_playbook):
+    # The backup above holds every note written so far. Then the data is lost (the table dropped,
+    # as a bad hand-typed statement would), the site fails, and restore.yml over SSH brings it back.
+    before = set(notes())
+    assert {"written before any deploy", "written after the rollback"} <= before, before
+    dump = sorted(host.check_output("ls /var/backups/postgresql").split())[-1]
+    host.run_expect([0], "runuser -u postgres -- psql -d gigaflask -c 'DROP TABLE notes'")
+    assert https("/notes")[0] == 500
+    run = ansible_playbook("playbooks/restore.yml", extra_vars={"gigaflask_restore_dump": dump})
+    assert run.rc == 0, run.describe()
+    assert set(notes()) == before

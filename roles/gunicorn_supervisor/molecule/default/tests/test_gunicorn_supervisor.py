@@ -14,7 +14,7 @@ import shlex
 import pytest
 
 from conftest import ROOT, assert_no_changes
-from tests.lib.apps import copy_app
+from tests.lib.apps import BROKEN_HEALTHZ, copy_app
 from tests.lib.load import LoadClient
 from tests.lib.measure import record
 from tests.lib.target_http import get
@@ -84,16 +84,14 @@ def sources(tmp_path_factory):
         # a new requirement the app imports: the old venv cannot serve this release
         "requirement": copy_app(
             tmp_path_factory, "requirement", "3.0.0", requirement="six==1.17.0",
-            edit=[("from flask import Flask, jsonify, request\n",
-                   "from flask import Flask, jsonify, request\nimport six\n"),
+            edit=[("import logging\n", "import logging\n\nimport six\n"),
                   ('    response.headers["X-App-Version"] = VERSION\n',
                    '    response.headers["X-App-Version"] = VERSION\n'
                    '    response.headers["X-Six-Version"] = six.__version__\n')]),
         # imports fine, but /healthz answers 500
         "unhealthy": copy_app(
             tmp_path_factory, "unhealthy", "4.0.0-unhealthy",
-            edit=[('    return jsonify(status="ok", version=VERSION)\n',
-                   '    return jsonify(status="broken", version=VERSION), 500\n')]),
+            edit=BROKEN_HEALTHZ),
         # dies at import: workers never boot
         "crashing": copy_app(
             tmp_path_factory, "crashing", "5.0.0-crashing",
