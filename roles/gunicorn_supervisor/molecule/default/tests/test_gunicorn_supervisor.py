@@ -372,6 +372,8 @@ def test_broken_release_is_not_served_and_the_play_says_why(host, ansible_playbo
     serving = current_release(host)
     run, load = deploy_under_load(host, ansible_playbook, f"broken release: {kind}",
                                   extra_vars={"python_app_src": str(sources[kind]),
+                                              # the gate's test: no release command imports it first
+                                              "python_app_release_command": [],
                                               "gunicorn_supervisor_health_retries": 3})
     assert run.rc != 0, run.describe()
     message = "\n".join(run.failure_messages)
