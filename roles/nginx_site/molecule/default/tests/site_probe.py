@@ -127,3 +127,12 @@ def gixy_issues(host, *extra_args):
 
 def server_names(issue):
     return sorted(re.findall(r"server_name ([^;]+);", issue.get("config", "")))
+
+
+# Releases whose nginx refuses the TLS handshake for a name the site does not serve
+# (ssl_reject_handshake, nginx 1.19.4+): 24.04's 1.24; 20.04 and 22.04 ship 1.18.
+REJECTS_HANDSHAKE = {"focal": False, "jammy": False, "noble": True}
+
+
+def rejects_handshake(host):
+    return REJECTS_HANDSHAKE[host.system_info.codename]

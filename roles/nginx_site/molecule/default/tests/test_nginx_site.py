@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from conftest import journal
-from site_probe import DOMAIN, NAMES, SELFSIGNED_CERT, SITE_FILE, Site, server_blocks
+from site_probe import DOMAIN, NAMES, SELFSIGNED_CERT, SITE_FILE, Site, rejects_handshake, server_blocks
 
 
 @pytest.fixture(scope="module")
@@ -143,14 +143,24 @@ def test_unknown_host_gets_no_answer_and_never_reaches_the_app(host, site, case)
         response = site.curl(f"https://{DOMAIN}/", "--http1.1", "-H", f"Host: {evil}")
     else:
         response = site.curl(f"https://{site.ip}/", "--http1.1")
-    # 52: the server closed the connection without sending anything (nginx's 444).
-    assert response.rc == 52 and response.status == 0, response.describe()
+    if case in ("https-unknown-sni", "https-by-address") and rejects_handshake(host):
+        # 35: the TLS handshake was refused (ssl_reject_handshake), before any certificate.
+        assert response.rc == 35 and response.status == 0, response.describe()
+    else:
+        # 52: the server closed the connection without sending anything (nginx's 444).
+        assert response.rc == 52 and response.status == 0, response.describe()
     assert evil not in site.stub_log(), journal(host, "stub-upstream")
 
 
-def test_unknown_names_do_not_get_our_certificate(site):
-    served = site.served_certificate(servername="evil.test")
+def test_unknown_names_do_not_get_our_certificate(host, site):
     ours = site.served_certificate()
+    if rejects_handshake(host):
+        # Where nginx can (1.19.4+), no certificate at all: the handshake is refused.
+        for servername in ("evil.test", None):
+            rc, out = site.s_client(servername=servername)
+            assert rc != 0 and "BEGIN CERTIFICATE" not in out, out
+        return
+    served = site.served_certificate(servername="evil.test")
     assert served != ours, "the catch-all server must not reveal the site's certificate"
 
 
