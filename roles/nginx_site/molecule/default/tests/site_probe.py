@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,25 @@ class Site:
         proc = subprocess.run(cmd + list(args), capture_output=True, input=b"", timeout=30, check=False)
         # After the handshake s_client prints whatever the server sends (an HTTP/2 preface is binary).
         return proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace")
+
+    def renegotiate(self, servername=DOMAIN):
+        """A TLS 1.2 connection (1.3 has no renegotiation) on which the client asks to renegotiate
+        (s_client's R command); returns (rc, the -msg trace). stdin stays open a moment after the R,
+        so s_client sees the server's reply instead of quitting on end of input."""
+        cmd = ["openssl", "s_client", "-connect", f"{self.ip}:443", "-servername", servername, "-tls1_2", "-msg"]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(2)
+            proc.stdin.write(b"R\n")
+            proc.stdin.flush()
+            time.sleep(3)
+        except BrokenPipeError:
+            pass  # s_client has already ended: its output says why
+        try:
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+        return proc.returncode, out.decode(errors="replace")
 
     def served_certificate(self, servername=DOMAIN):
         """The PEM certificate nginx presents for a name."""
