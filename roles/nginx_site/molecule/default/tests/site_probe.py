@@ -155,4 +155,10 @@ REJECTS_HANDSHAKE = {"focal": False, "jammy": False, "noble": True}
 
 
 def rejects_handshake(host):
-    return REJECTS_HANDSHAKE[host.system_info.codename]
+    """Whether this release's catch-all refuses the handshake; the table is checked against the
+    nginx the release really ships, so a release that gains or lacks the directive is noticed."""
+    expected = REJECTS_HANDSHAKE[host.system_info.codename]
+    version = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", host.run("nginx -v").stderr)
+    assert version, host.run("nginx -v").stderr
+    assert expected == (tuple(map(int, version.groups())) >= (1, 19, 4)), version.group(0)
+    return expected

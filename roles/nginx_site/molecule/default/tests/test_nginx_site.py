@@ -181,6 +181,12 @@ def test_unknown_names_do_not_get_our_certificate(host, site):
     assert served != ours, "the catch-all server must not reveal the site's certificate"
 
 
+def test_nginx_accepts_the_whole_configuration_without_a_warning(host):
+    result = host.run("nginx -t")
+    assert result.rc == 0, result.stderr
+    assert "[warn]" not in result.stderr and "[emerg]" not in result.stderr, result.stderr
+
+
 def test_site_is_enabled_by_symlink_and_the_default_site_is_gone(host):
     enabled = host.file("/etc/nginx/sites-enabled/gigaflask")
     assert enabled.is_symlink and enabled.linked_to == SITE_FILE
