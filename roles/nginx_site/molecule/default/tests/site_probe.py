@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,25 @@ class Site:
         # After the handshake s_client prints whatever the server sends (an HTTP/2 preface is binary).
         return proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace")
 
+    def renegotiate(self, servername=DOMAIN):
+        """A TLS 1.2 connection (1.3 has no renegotiation) on which the client asks to renegotiate
+        (s_client's R command); returns (rc, the -msg trace). stdin stays open a moment after the R,
+        so s_client sees the server's reply instead of quitting on end of input."""
+        cmd = ["openssl", "s_client", "-connect", f"{self.ip}:443", "-servername", servername, "-tls1_2", "-msg"]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(2)
+            proc.stdin.write(b"R\n")
+            proc.stdin.flush()
+            time.sleep(3)
+        except BrokenPipeError:
+            pass  # s_client has already ended: its output says why
+        try:
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+        return proc.returncode, out.decode(errors="replace")
+
     def served_certificate(self, servername=DOMAIN):
         """The PEM certificate nginx presents for a name."""
         _, out = self.s_client(servername=servername)
@@ -127,3 +147,18 @@ def gixy_issues(host, *extra_args):
 
 def server_names(issue):
     return sorted(re.findall(r"server_name ([^;]+);", issue.get("config", "")))
+
+
+# Releases whose nginx refuses the TLS handshake for a name the site does not serve
+# (ssl_reject_handshake, nginx 1.19.4+): 24.04's 1.24; 20.04 and 22.04 ship 1.18.
+REJECTS_HANDSHAKE = {"focal": False, "jammy": False, "noble": True}
+
+
+def rejects_handshake(host):
+    """Whether this release's catch-all refuses the handshake; the table is checked against the
+    nginx the release really ships, so a release that gains or lacks the directive is noticed."""
+    expected = REJECTS_HANDSHAKE[host.system_info.codename]
+    version = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", host.run("nginx -v").stderr)
+    assert version, host.run("nginx -v").stderr
+    assert expected == (tuple(map(int, version.groups())) >= (1, 19, 4)), version.group(0)
+    return expected

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from site_probe import DOMAIN, NAMES, Site, gixy_issues, server_names
+from site_probe import DOMAIN, NAMES, Site, gixy_issues, rejects_handshake, server_names
 
 LIVE = f"/etc/letsencrypt/live/{DOMAIN}"
 ARCHIVE = f"/etc/letsencrypt/archive/{DOMAIN}"
@@ -109,8 +109,11 @@ def test_no_ocsp_stapling_for_a_certificate_without_a_responder(host, handover):
 
 def test_gixy_has_nothing_to_say_about_the_site_with_a_trusted_certificate(host, handover):
     issues = gixy_issues(host)
-    # Only the catch-all HTTPS server remains (it never answers: 444).
-    assert [(issue["plugin"], server_names(issue)) for issue in issues] == [("hsts_header", ["_"])], issues
+    # The site's report is gone. On nginx 1.18 the catch-all HTTPS server remains: it completes the
+    # handshake, so gixy asks it for HSTS, though it never answers (444). Where it refuses the
+    # handshake, gixy asks nothing of it and has nothing left to say.
+    expected = [] if rejects_handshake(host) else [("hsts_header", ["_"])]
+    assert [(issue["plugin"], server_names(issue)) for issue in issues] == expected, issues
 
 
 def test_rerunning_the_whole_converge_keeps_the_letsencrypt_certificate_and_serves_its_renewal(
