@@ -25,6 +25,8 @@ GOOD = {
         # spoiled with them, and those must fail.
         "python_app_env": {"SENTRY_DSN": "https://key@sentry.example.com/1"},
         "python_app_database_url": "postgresql://gigaflask:s3cr%2Ft@127.0.0.1:5432/gigaflask",
+        # python_app_release_command is argv, never a shell or a config line: its arguments may hold
+        # spaces, quotes and ';'. Its control characters and leading '-' are test_validate_on_controller.py's.
     },
     "postgresql": {
         "postgresql_database": "gigaflask", "postgresql_user": "gigaflask",

@@ -92,3 +92,25 @@ def test_the_lock_was_made_from_requirements_in_as_it_is():
     # And nothing is direct in the lock that requirements.in no longer asks for.
     named = {canonicalize_name(r.name) for r in direct}
     assert {name for name, pins in locked.items() if any("-r requirements.in" in via for _, via in pins)} == named
+
+
+def pip_tasks(tasks):
+    """Every ansible.builtin.pip task of a task list, blocks included."""
+    for task in tasks or []:
+        if "ansible.builtin.pip" in task:
+            yield task
+        for section in ("block", "rescue", "always"):
+            yield from pip_tasks(task.get(section))
+
+
+def test_pip_as_root_installs_wheels_only():
+    # The roles' pip module tasks run as root (certbot's and cryptography's venvs): a wheel is
+    # unpacked, an sdist's setup.py would run as root. Release venvs are python_app's build user's.
+    found = {}
+    for path in sorted(ROOT.glob("roles/*/tasks/*.yml")):
+        if "ansible.builtin.pip:" not in path.read_text():
+            continue
+        for task in pip_tasks(yaml.safe_load(path.read_text())):
+            found[f"{path.relative_to(ROOT)}: {task['name']}"] = (task.get("environment") or {}).get("PIP_ONLY_BINARY")
+    assert len(found) >= 3, found
+    assert {name: value for name, value in found.items() if value != ":all:"} == {}

@@ -53,6 +53,11 @@ def test_validate_passes_good_input_without_reaching_the_host(tmp_path, role):
     ("python_app", {"python_app_env": {"SECRET_KEY": "x\nexport EVIL=1"}}, "python_app_env['SECRET_KEY']"),
     ("python_app", {"python_app_requirements_file": "../../etc/passwd"}, "python_app_requirements_file"),
     ("python_app", {"python_app_database_url": "postgresql://app:pw@db/app\nEVIL=1"}, "python_app_database_url"),
+    # argv, never a shell: spaces, quotes and ';' are an argument's own; control characters and an
+    # option in the program's place are not.
+    ("python_app", {"python_app_release_command": ["flask", "db", "upgrade\nEVIL=1"]},
+     "python_app_release_command"),
+    ("python_app", {"python_app_release_command": ["--help"]}, "python_app_release_command"),
     ("postgresql", {"postgresql_database": "app; DROP"}, "postgresql_database"),
     ("postgresql", {"postgresql_hba_clients": [{"address": "all"}]}, "postgresql_hba_clients"),
     ("postgresql", {"postgresql_password": "pw\nlocal all all trust"}, "postgresql_password"),
@@ -68,7 +73,7 @@ def test_validate_passes_good_input_without_reaching_the_host(tmp_path, role):
     ("gunicorn_supervisor", {"gunicorn_supervisor_bind": "127.0.0.1:8000 --reload"}, "gunicorn_supervisor_bind"),
     ("gunicorn_supervisor", {"gunicorn_supervisor_workers": 0}, "gunicorn_supervisor_workers"),
 ], ids=["user", "no-keys", "port", "ufw-rule", "jail-time", "app-env", "app-requirements", "app-database-url",
-        "db-name", "db-client", "db-password", "db-backup-time", "db-backup-keep", "app-repo-token", "app-is-deploy-user",
+        "app-release-command-newline", "app-release-command-option", "db-name", "db-client", "db-password", "db-backup-time", "db-backup-keep", "app-repo-token", "app-is-deploy-user",
         "build-is-app-user", "app-index",
         "gunicorn-env", "gunicorn-bind", "gunicorn-workers"])
 def test_validate_refuses_bad_input_without_reaching_the_host(tmp_path, role, extra_vars, variable):

@@ -10,7 +10,9 @@ gate refused it; `.rolled-back`: it was rolled back from), and these filters cho
                         rolled-back ones rank last), the release `current` pointed at before the
                         run, and any release a running process names in its command line;
     rollback_target     the release to roll back to: the most recently activated one that is
-                        complete, neither failed nor rolled back, and not current ('' if none).
+                        complete, neither failed nor rolled back, and not current ('' if none);
+    release_origin      one line saying what a release was built from, for messages: its
+                        .release.json (or the source a run is about to build).
 
 The unit tests (tests/unit/test_releases.py) feed them find results captured from a host.
 """
@@ -71,6 +73,18 @@ def rollback_target(marks, current=""):
     return newest_first(candidates, found)[0] if candidates else ""
 
 
+def release_origin(info):
+    """`git <repo> <version> (commit abc123def456)`, `local <src> (archive sha256 0123abcd...)`, or
+    'unknown source' for a release without a readable record."""
+    if not isinstance(info, dict) or info.get("source") not in ("git", "local"):
+        return "unknown source"
+    if info["source"] == "git":
+        return "git %s %s (commit %s)" % (info.get("repo", "?"), info.get("version", "?"),
+                                          str(info.get("commit", "?"))[:12])
+    return "local %s (archive sha256 %s...)" % (info.get("src", "?"), str(info.get("archive_sha256", "?"))[:12])
+
+
 class FilterModule(object):
     def filters(self):
-        return {"releases_to_prune": releases_to_prune, "rollback_target": rollback_target}
+        return {"releases_to_prune": releases_to_prune, "rollback_target": rollback_target,
+                "release_origin": release_origin}

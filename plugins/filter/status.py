@@ -25,7 +25,8 @@ DOCUMENTATION = r"""
   short_description: The status report's checks and its printed lines
   description:
     - C(status_nginx_t), C(status_service), C(status_supervisor), C(status_ufw), C(status_listening),
-      C(status_certificate) and C(status_healthz) each judge one reading of status.yml and return
+      C(status_certificate), C(status_healthz), C(status_database_server), C(status_database_login),
+      C(status_migrations) and C(status_backup) each judge one reading of status.yml and return
       C({name, ok, detail}); C(status_report) returns the report's lines for one host.
   positional: _input
   options:
@@ -153,6 +154,71 @@ def status_healthz(probe, url):
     return check(url, ok, detail.strip())
 
 
+def status_database_server(result):
+    """`pg_isready` (command result): ok when it exits 0 (the server accepts connections)."""
+    result = result or {}
+    lines = _lines(result) or _lines(result, "stderr") or _lines(result, "msg") or ["pg_isready not found"]
+    return check("postgresql", result.get("rc") == 0, lines[-1].strip())
+
+
+def status_database_login(result, app_user):
+    """The app user's login with the DATABASE_URL of its environment file, printing
+    `current_user|current_database`: ok when it exits 0."""
+    result = result or {}
+    if result.get("rc") == 0 and "|" in result.get("stdout", ""):
+        role, database = result["stdout"].strip().split("|", 1)
+        return check("database login", True, "%s logs in as %s to %s" % (app_user, role, database))
+    lines = _lines(result, "stderr") or _lines(result) or _lines(result, "msg") or ["no answer"]
+    return check("database login", False, "%s cannot log in: %s" % (app_user, lines[-1].strip()))
+
+
+def status_migrations(record, probe, command_off=False):
+    """Whether the serving release's release command (its migrations) succeeded: the stat of its
+    .release-command.json. With the /healthz probe's JSON, the revision the database is at and the
+    newest one the release ships are shown (a rolled-back release runs on a database ahead of it)."""
+    answer = (probe or {}).get("json") if isinstance((probe or {}).get("json"), dict) else {}
+    seen = ""
+    if answer.get("revision") is not None or answer.get("head") is not None:
+        seen = "; database at %s, the release's newest %s" % (answer.get("revision"), answer.get("head"))
+    if command_off:
+        return check("migrations", True, "no release command" + seen)
+    if ((record or {}).get("stat") or {}).get("exists"):
+        return check("migrations", True, "the serving release's release command succeeded" + seen)
+    return check("migrations", False, "the serving release's release command never succeeded" + seen)
+
+
+def _systemd_time(value):
+    """`Thu 2026-12-03 03:15:00 UTC` from `systemctl show` (None for n/a or empty)."""
+    match = re.match(r"\w{3} (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) UTC$", (value or "").strip())
+    if not match:
+        return None
+    return datetime.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+
+
+def status_backup(found, timer, max_hours, enabled=True, now=None):
+    """The newest dump (ansible.builtin.find of the backup directory) and the backup timer
+    (`systemctl show -p LastTriggerUSec -p ActiveState`): ok when backups are off, when the newest
+    dump is younger than max_hours, or when there is none yet and the timer, active, never fired."""
+    if not enabled:
+        return check("backup", True, "nightly backups are off (postgresql_backup_enabled)")
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    shown = dict(line.split("=", 1) for line in _lines(timer) if "=" in line)
+    active = shown.get("ActiveState") == "active"
+    files = (found or {}).get("files") or []
+    if not files:
+        if active and _systemd_time(shown.get("LastTriggerUSec")) is None:
+            return check("backup", True, "no dump yet; the timer has not fired since it was set up")
+        return check("backup", False, "no dump in the backup directory (timer %s)" % shown.get("ActiveState", "?"))
+    newest = max(files, key=lambda f: f.get("mtime", 0))
+    made = datetime.datetime.fromtimestamp(newest.get("mtime", 0), datetime.timezone.utc)
+    hours = (now - made).total_seconds() / 3600
+    detail = "newest %s, %.1f hours old" % (newest.get("path", "?").rsplit("/", 1)[-1], hours)
+    if not active:
+        return check("backup", False, detail + "; the timer is %s" % shown.get("ActiveState", "?"))
+    return check("backup", hours <= float(max_hours), detail + ("" if hours <= float(max_hours)
+                                                               else " (more than %s)" % max_hours))
+
+
 def status_report(checks, host, domain):
     """The report's lines for one host: a headline, then one line per check."""
     if not isinstance(checks, list):
@@ -173,5 +239,9 @@ class FilterModule(object):
             "status_listening": status_listening,
             "status_certificate": status_certificate,
             "status_healthz": status_healthz,
+            "status_database_server": status_database_server,
+            "status_database_login": status_database_login,
+            "status_migrations": status_migrations,
+            "status_backup": status_backup,
             "status_report": status_report,
         }

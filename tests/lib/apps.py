@@ -2,6 +2,10 @@
 from pathlib import Path
 
 APP = Path(__file__).resolve().parents[2] / "app"
+# The edit that makes a copy's /healthz answer 500 whatever else it would check (the database too):
+# it imports and serves, but no health gate may let it take traffic.
+BROKEN_HEALTHZ = [("def healthz():\n",
+                   'def healthz():\n    return jsonify(status="broken", version=VERSION), 500\n')]
 
 
 def copy_app(tmp_path_factory, name, version, edit=None, requirement=None):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.gigaflask.stack.plugins.filter.releases import releases_to_prune, rollback_target
+from ansible_collections.gigaflask.stack.plugins.filter.releases import (release_origin, releases_to_prune,
+                                                                          rollback_target)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "releases"
 ROOT = "/srv/gigaflask"
@@ -76,3 +77,15 @@ def test_rollback_needs_a_complete_release_and_says_so_with_an_empty_answer():
     incomplete = without(MARKS, "ggg/.release.json", "aaa/.release.json")
     assert rollback_target(incomplete, CURRENT) == ""
     assert rollback_target({"files": []}, "") == ""
+
+
+@pytest.mark.parametrize("info, origin", [
+    ({"source": "local", "src": "/home/me/app", "archive_sha256": "0123456789abcdef0123"},
+     "local /home/me/app (archive sha256 0123456789ab...)"),
+    ({"source": "git", "repo": "git@example.com:me/app.git", "version": "v1.2.0", "commit": "a" * 40},
+     "git git@example.com:me/app.git v1.2.0 (commit aaaaaaaaaaaa)"),
+    ({}, "unknown source"),
+    ("not json", "unknown source"),
+])
+def test_release_origin_says_what_a_release_was_built_from(info, origin):
+    assert release_origin(info) == origin

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.gigaflask.stack.plugins.filter.status import (
-    status_certificate, status_healthz, status_listening, status_nginx_t, status_report, status_service,
-    status_supervisor, status_ufw)
+    status_backup, status_certificate, status_database_login, status_database_server, status_healthz,
+    status_listening, status_migrations, status_nginx_t, status_report, status_service, status_supervisor,
+    status_ufw)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "status"
 NOW = datetime.datetime(2026, 12, 2, 14, 0, 0)   # the certificates end on 2 Dec 2027
@@ -135,3 +136,66 @@ def test_report_lines():
     assert status_report(checks, "web1", "example.com") == [
         "web1 (example.com): UNHEALTHY", "  ok    nginx: running", "  FAIL  ufw: x"]
     assert status_report(checks[:1], "web1", "example.com")[0] == "web1 (example.com): healthy"
+
+
+# --- the database (outputs captured on site@focal: pg_isready, the app user's login, the timer) ----
+
+def test_database_server_accepting_and_down():
+    ok = status_database_server({"rc": 0, "stdout": "/var/run/postgresql:5432 - accepting connections\n"})
+    assert ok == {"name": "postgresql", "ok": True, "detail": "/var/run/postgresql:5432 - accepting connections"}
+    down = status_database_server({"rc": 2, "stdout": "/var/run/postgresql:5432 - no response\n"})
+    assert not down["ok"] and down["detail"].endswith("no response")
+    missing = status_database_server({"rc": 2, "msg": "[Errno 2] No such file or directory: b'pg_isready'"})
+    assert not missing["ok"] and "No such file" in missing["detail"]
+
+
+def test_database_login_as_the_app_user():
+    ok = status_database_login({"rc": 0, "stdout": "gigaflask|gigaflask\n", "stderr": ""}, "gigaflask-app")
+    assert ok == {"name": "database login", "ok": True, "detail": "gigaflask-app logs in as gigaflask to gigaflask"}
+    refused = status_database_login({"rc": 2, "stdout": "", "stderr": (
+        'psql: error: FATAL:  password authentication failed for user "gigaflask"\n')}, "gigaflask-app")
+    assert not refused["ok"] and refused["detail"].startswith("gigaflask-app cannot log in: psql: error: FATAL")
+    no_url = status_database_login({"rc": 1, "stdout": "", "stderr": "no DATABASE_URL in the environment file\n"},
+                                   "gigaflask-app")
+    assert not no_url["ok"] and no_url["detail"].endswith("no DATABASE_URL in the environment file")
+
+
+@pytest.mark.parametrize("record, probe, off, ok, detail", [
+    ({"stat": {"exists": True}}, {"json": {"status": "ok", "revision": "0002", "head": "0002"}}, False, True,
+     "the serving release's release command succeeded; database at 0002, the release's newest 0002"),
+    # rolled back: the release before runs on the database its successor expanded
+    ({"stat": {"exists": True}}, {"json": {"status": "ok", "revision": "0002", "head": "0001"}}, False, True,
+     "the serving release's release command succeeded; database at 0002, the release's newest 0001"),
+    ({"stat": {"exists": True}}, {"status": 502, "body": "bad gateway"}, False, True,
+     "the serving release's release command succeeded"),
+    ({"stat": {"exists": False}}, {"json": {"status": "ok", "revision": None, "head": "0001"}}, False, False,
+     "the serving release's release command never succeeded; database at None, the release's newest 0001"),
+    ({"stat": {"exists": False}}, {"json": {"status": "ok"}}, True, True, "no release command"),
+], ids=["migrated", "rolled-back", "app-down", "never-migrated", "no-command"])
+def test_migrations_of_the_serving_release(record, probe, off, ok, detail):
+    assert status_migrations(record, probe, off) == {"name": "migrations", "ok": ok, "detail": detail}
+
+
+TIMER_NEVER = "LastTriggerUSec=\nActiveState=active\n"          # as systemd 245 shows it before the first run
+TIMER_FIRED = "LastTriggerUSec=Thu 2026-12-03 03:15:00 UTC\nActiveState=active\n"
+BACKUP_NOW = datetime.datetime(2026, 12, 3, 9, 0, 0, tzinfo=datetime.timezone.utc)
+
+
+def dumps(*hours_old):
+    return {"files": [{"path": "/var/backups/postgresql/gigaflask-%d.dump" % i,
+                       "mtime": (BACKUP_NOW - datetime.timedelta(hours=h)).timestamp()}
+                      for i, h in enumerate(hours_old)]}
+
+
+@pytest.mark.parametrize("found, timer, enabled, ok, detail", [
+    (dumps(30, 5.75), TIMER_FIRED, True, True, "newest gigaflask-1.dump, 5.8 hours old"),
+    (dumps(27), TIMER_FIRED, True, False, "newest gigaflask-0.dump, 27.0 hours old (more than 26)"),
+    ({"files": []}, TIMER_NEVER, True, True, "no dump yet; the timer has not fired since it was set up"),
+    ({"files": []}, TIMER_FIRED, True, False, "no dump in the backup directory (timer active)"),
+    (dumps(1), "LastTriggerUSec=\nActiveState=inactive\n", True, False,
+     "newest gigaflask-0.dump, 1.0 hours old; the timer is inactive"),
+    ({"files": []}, "", False, True, "nightly backups are off (postgresql_backup_enabled)"),
+], ids=["recent", "stale", "not-yet", "fired-but-none", "timer-stopped", "off"])
+def test_backup_age_and_timer(found, timer, enabled, ok, detail):
+    assert status_backup(found, {"stdout": timer}, 26, enabled, now=BACKUP_NOW) == \
+        {"name": "backup", "ok": ok, "detail": detail}

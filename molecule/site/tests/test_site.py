@@ -11,13 +11,14 @@ import json
 import re
 import socket
 import ssl
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from conftest import assert_no_changes, assert_rejected_naming, journal
-from tests.lib.apps import copy_app
+from tests.lib.apps import BROKEN_HEALTHZ, copy_app
 from tests.lib.droplets import docker_hosts, instances
 from tests.lib.listeners import connects, listening
 from tests.lib.load import LoadClient
@@ -39,9 +40,10 @@ APP_ROOT = "/srv/gigaflask"  # python_app_root's default
 THROUGH_NGINX = f"https://{DOMAIN}@127.0.0.1:443"   # the load client's target inside the droplet
 
 
-def https(path, *, certificate=None, port=443):
-    """GET https://DOMAIN<path> at the droplet's address, DOMAIN in SNI and Host. With `certificate`
-    (PEM), the server's certificate must verify against it for DOMAIN."""
+def https(path, *, certificate=None, port=443, form=None):
+    """GET https://DOMAIN<path> at the droplet's address, DOMAIN in SNI and Host (POST `form`, a
+    dict, when given). With `certificate` (PEM), the server's certificate must verify against it
+    for DOMAIN."""
     if certificate:
         context = ssl.create_default_context(cadata=certificate)
     else:
@@ -52,9 +54,27 @@ def https(path, *, certificate=None, port=443):
         with context.wrap_socket(raw, server_hostname=DOMAIN) as tls:
             conn = http.client.HTTPConnection(DOMAIN)
             conn.sock = tls
-            conn.request("GET", path, headers={"Host": DOMAIN, "Connection": "close"})
+            headers = {"Host": DOMAIN, "Connection": "close"}
+            if form is None:
+                conn.request("GET", path, headers=headers)
+            else:
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+                conn.request("POST", path, body=urllib.parse.urlencode(form), headers=headers)
             response = conn.getresponse()
             return response.status, dict(response.getheaders()), response.read().decode()
+
+
+def notes():
+    """The notes the app reads from PostgreSQL, through nginx over HTTPS."""
+    status, _, body = https("/notes")
+    assert status == 200, (status, body)
+    return [note["body"] for note in json.loads(body)["notes"]]
+
+
+def health():
+    status, _, body = https("/healthz")
+    assert status == 200, (status, body)
+    return json.loads(body)
 
 
 def served_version():
@@ -72,7 +92,8 @@ def test_https_through_nginx_reaches_the_app_and_shows_its_version(host):
     assert headers.get("X-App-Version") == VERSION, headers
     assert headers.get("Server", "").startswith("nginx"), headers
     status, _, body = https("/healthz", certificate=certificate)
-    assert status == 200 and json.loads(body) == {"status": "ok", "version": VERSION}, body
+    assert status == 200 and json.loads(body) == {"status": "ok", "version": VERSION, "database": "ok",
+                                                  "revision": "0001", "head": "0001"}, body
     status, headers, _ = https("/static/style.css", certificate=certificate)
     assert status == 200 and headers.get("Content-Type", "").startswith("text/css"), headers
 
@@ -161,6 +182,16 @@ def test_the_app_reaches_its_database_with_the_url_in_its_environment(host):
     assert host.run(f"runuser -u {APP_USER} -- cat {password.path}").rc != 0
 
 
+def test_the_app_keeps_notes_in_postgresql_written_and_read_over_https(host):
+    status, _, body = https("/notes", form={"body": "written before any deploy"})
+    assert status == 201, (status, body)
+    assert "written before any deploy" in notes()
+    # In the database itself, in the table the release command's migration created.
+    rows = host.run("runuser -u postgres -- psql -d gigaflask -Atc 'select body from notes'")
+    assert rows.rc == 0 and "written before any deploy" in rows.stdout.splitlines(), rows.stdout + rows.stderr
+    assert health() == {"status": "ok", "version": VERSION, "database": "ok", "revision": "0001", "head": "0001"}
+
+
 # --- site.yml again ------------------------------------------------------------------------------
 
 def test_check_mode_on_converged_host_changes_nothing(ansible_playbook):
@@ -233,8 +264,12 @@ def test_status_passes_on_the_healthy_host_and_changes_nothing(ansible_playbook)
     report = status_report(run)
     assert "healthy" in report.splitlines()[0] and "FAIL" not in report, report
     for check in ("nginx -t", "nginx", f"supervisor program {PROGRAM}", "ssh", "ufw", "listening",
-                  "certificate", f"https://{DOMAIN}/healthz"):
+                  "certificate", f"https://{DOMAIN}/healthz", "postgresql", "database login", "migrations", "backup"):
         assert f"  ok    {check}: " in report, report
+    assert f"database login: {APP_USER} logs in as gigaflask to gigaflask" in report, report
+    # pytest runs this test (no `host`) after the deploys: 1.0.0 serves again, on v2's schema.
+    assert "migrations: the serving release's release command succeeded; database at 0002, the release's newest 0001" \
+        in report, report
     assert re.search(r"certificate: CN ?= ?example\.com, issued by CN ?= ?example\.com \(self-signed\), 3\d\d days",
                      report), report
 
@@ -245,7 +280,10 @@ def test_status_passes_on_the_healthy_host_and_changes_nothing(ansible_playbook)
     (f"supervisorctl stop {PROGRAM}:", f"supervisorctl start {PROGRAM}:",
      [f"supervisor program {PROGRAM}: {PROGRAM}:{PROGRAM}-0 STOPPED", "listening: nothing listens on 127.0.0.1:8000",
       f"https://{DOMAIN}/healthz: 502"]),
-], ids=["nginx-stopped", "app-stopped"])
+    ("systemctl stop postgresql", "systemctl start postgresql",
+     ["postgresql: /var/run/postgresql:5432 - no response", f"database login: {APP_USER} cannot log in",
+      f"https://{DOMAIN}/healthz: 503"]),
+], ids=["nginx-stopped", "app-stopped", "database-stopped"])
 def test_status_fails_naming_what_is_wrong(host, ansible_playbook, stop, start, failing):
     host.run_expect([0], stop)
     try:
@@ -263,14 +301,60 @@ def test_status_fails_naming_what_is_wrong(host, ansible_playbook, stop, start, 
 
 # --- deploy.yml and rollback.yml -----------------------------------------------------------------
 
+# v2's migration expands the schema the way a release running beside the previous one must: one
+# nullable column the previous release does not know about.
+EXPAND = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+
+
+def upgrade():
+    op.add_column("notes", sa.Column("author", sa.String(length=100), nullable=True))
+
+
+def downgrade():
+    op.drop_column("notes", "author")
+"""
+# A migration that fails halfway: its first statement ran, its second fails. One transaction: the
+# database keeps 0002, and none of it.
+BROKEN = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+
+
+def upgrade():
+    op.add_column("notes", sa.Column("topic", sa.String(length=100), nullable=True))
+    op.execute("UPDATE notes SET no_such_column = 1")
+
+
+def downgrade():
+    op.drop_column("notes", "topic")
+"""
+
+
+def with_migrations(src, **migrations):
+    for name, code in migrations.items():
+        (src / "migrations" / "versions" / f"{name}.py").write_text(code)
+    return src
+
+
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
     return {
-        "v2": copy_app(tmp_path_factory, "v2", "2.0.0"),
+        "v2": with_migrations(copy_app(tmp_path_factory, "v2", "2.0.0"), m0002_author=EXPAND),
         # imports fine, but /healthz answers 500: the health gate must keep it out of service
-        "v3": copy_app(tmp_path_factory, "v3", "3.0.0-broken",
-                       edit=[('    return jsonify(status="ok", version=VERSION)\n',
-                              '    return jsonify(status="broken", version=VERSION), 500\n')]),
+        "v3": with_migrations(copy_app(tmp_path_factory, "v3", "3.0.0-broken",
+                                       edit=BROKEN_HEALTHZ),
+                              m0002_author=EXPAND),
+        # a healthy app whose release command (its migration) fails
+        "v4": with_migrations(copy_app(tmp_path_factory, "v4", "4.0.0-migration-fails"),
+                              m0002_author=EXPAND, m0003_broken=BROKEN),
     }
 
 
@@ -281,6 +365,25 @@ def test_deploy_v2_under_load_through_nginx_fails_no_request(host, ansible_playb
     assert run.rc == 0, run.describe()
     assert load.stats["failures"] == 0, load.describe()
     assert set(load.stats["versions"]) == {VERSION, "2.0.0"}, load.describe()
+    assert served_version()[0] == "2.0.0"
+    # The release command migrated the database before v2 took traffic; the notes are still there.
+    assert (health()["revision"], health()["head"]) == ("0002", "0002")
+    assert "written before any deploy" in notes()
+    https("/notes", form={"body": "written under v2"})
+
+
+def test_site_after_a_deploy_stops_rather_than_switch_back_to_the_app_group_vars_name(host, ansible_playbook,
+                                                                                    sources):
+    # group_vars name the sample app 1.0.0; v2 came from deploy.yml -e. site.yml must not quietly
+    # put 1.0.0 back: it stops, says what it would replace with what, and how to confirm.
+    before = host.check_output(f"readlink {APP_ROOT}/current")
+    run = ansible_playbook("site.yml")
+    assert run.rc != 0, run.describe()
+    message = " ".join(run.failure_messages)
+    assert "would replace the release that serves" in message and str(sources["v2"]) in message, message
+    assert "playbooks/deploy.yml" in message and "gigaflask_replace_app=true" in message, message
+    assert run.changed == 0, run.describe()
+    assert host.check_output(f"readlink {APP_ROOT}/current") == before
     assert served_version()[0] == "2.0.0"
 
 
@@ -307,10 +410,35 @@ def test_rollback_returns_to_the_release_before(host, ansible_playbook):
     assert f"serves version {VERSION}" in run.output, run.describe()
 
 
-def test_the_database_url_survives_deploys_and_the_rollback(host):
+def test_the_database_url_and_the_data_survive_deploys_and_the_rollback(host):
     # deploy.yml wrote the environment file again for v2 (and v3); it still names the database.
     answer = database_answer(host)
     assert answer.rc == 0 and answer.stdout.strip() == "gigaflask|gigaflask", answer.stdout + answer.stderr
+    # Back on 1.0.0, whose schema is 0001: it reads and writes beside v2's expanded schema.
+    assert health()["revision"] == "0002" and health()["head"] == "0001"
+    assert {"written before any deploy", "written under v2"} <= set(notes())
+    status, _, body = https("/notes", form={"body": "written after the rollback"})
+    assert status == 201, (status, body)
+
+
+def test_a_deploy_whose_migration_fails_stops_and_the_release_before_keeps_serving(host, ansible_playbook,
+                                                                                   sources):
+    with LoadClient(host, THROUGH_NGINX, name="site-deploy-v4") as load:
+        run = ansible_playbook("playbooks/deploy.yml", extra_vars={"python_app_src": str(sources["v4"])})
+    record("failing migration v4 under load through nginx", load.describe())
+    assert run.rc != 0, run.describe()
+    message = " ".join(run.failure_messages)
+    assert "deploy stopped at" in message and f"keeps serving version {VERSION}" in message, message
+    assert "python_app_release_command" in message and "no_such_column" in message, message
+    assert load.stats["failures"] == 0, load.describe()
+    assert set(load.stats["versions"]) == {VERSION}, load.describe()
+    assert served_version()[0] == VERSION
+    # The migration ran in one transaction: its first statement is undone, the schema is 0002's.
+    assert health()["revision"] == "0002"
+    columns = host.run("runuser -u postgres -- psql -d gigaflask -Atc "
+                       "\"select column_name from information_schema.columns where table_name = 'notes'\"")
+    assert "topic" not in columns.stdout.split() and "author" in columns.stdout.split(), columns.stdout
+    assert "written after the rollback" in notes()
 
 
 def test_backup_playbook_dumps_the_database_and_fetches_it_over_ssh(host, ansible_playbook, tmp_path):
@@ -323,3 +451,16 @@ def test_backup_playbook_dumps_the_database_and_fetches_it_over_ssh(host, ansibl
     fetched = list(tmp_path.rglob("*.dump"))
     assert [f.name for f in fetched] == [sorted(dumps)[-1]], (fetched, dumps)
     assert fetched[0].read_bytes().startswith(b"PGDMP"), "not a pg_dump custom-format archive"
+
+
+def test_restore_playbook_brings_back_the_notes_lost_after_the_backup(host, ansible_playbook):
+    # The backup above holds every note written so far. Then the data is lost (the table dropped,
+    # as a bad hand-typed statement would), the site fails, and restore.yml over SSH brings it back.
+    before = set(notes())
+    assert {"written before any deploy", "written after the rollback"} <= before, before
+    dump = sorted(host.check_output("ls /var/backups/postgresql").split())[-1]
+    host.run_expect([0], "runuser -u postgres -- psql -d gigaflask -c 'DROP TABLE notes'")
+    assert https("/notes")[0] == 500
+    run = ansible_playbook("playbooks/restore.yml", extra_vars={"gigaflask_restore_dump": dump})
+    assert run.rc == 0, run.describe()
+    assert set(notes()) == before

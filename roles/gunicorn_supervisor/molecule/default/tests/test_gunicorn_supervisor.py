@@ -14,7 +14,7 @@ import shlex
 import pytest
 
 from conftest import ROOT, assert_no_changes
-from tests.lib.apps import copy_app
+from tests.lib.apps import BROKEN_HEALTHZ, copy_app
 from tests.lib.load import LoadClient
 from tests.lib.measure import record
 from tests.lib.target_http import get
@@ -84,16 +84,14 @@ def sources(tmp_path_factory):
         # a new requirement the app imports: the old venv cannot serve this release
         "requirement": copy_app(
             tmp_path_factory, "requirement", "3.0.0", requirement="six==1.17.0",
-            edit=[("from flask import Flask, jsonify, request\n",
-                   "from flask import Flask, jsonify, request\nimport six\n"),
+            edit=[("import logging\n", "import logging\n\nimport six\n"),
                   ('    response.headers["X-App-Version"] = VERSION\n',
                    '    response.headers["X-App-Version"] = VERSION\n'
                    '    response.headers["X-Six-Version"] = six.__version__\n')]),
         # imports fine, but /healthz answers 500
         "unhealthy": copy_app(
             tmp_path_factory, "unhealthy", "4.0.0-unhealthy",
-            edit=[('    return jsonify(status="ok", version=VERSION)\n',
-                   '    return jsonify(status="broken", version=VERSION), 500\n')]),
+            edit=BROKEN_HEALTHZ),
         # dies at import: workers never boot
         "crashing": copy_app(
             tmp_path_factory, "crashing", "5.0.0-crashing",
@@ -374,6 +372,8 @@ def test_broken_release_is_not_served_and_the_play_says_why(host, ansible_playbo
     serving = current_release(host)
     run, load = deploy_under_load(host, ansible_playbook, f"broken release: {kind}",
                                   extra_vars={"python_app_src": str(sources[kind]),
+                                              # the gate's test: no release command imports it first
+                                              "python_app_release_command": [],
                                               "gunicorn_supervisor_health_retries": 3})
     assert run.rc != 0, run.describe()
     message = "\n".join(run.failure_messages)
@@ -410,3 +410,50 @@ def test_unix_socket_admits_www_data_only_and_returns_after_a_reboot(host, ansib
             break
         host.run("sleep 0.5")
     assert answer["status"] == 200, answer
+
+
+# --- your own app ---------------------------------------------------------------------------------
+
+# Another app than the sample one: plain WSGI in hello.py, no Flask, no migrations, and no /healthz:
+# its health check is /ping.
+OWN_APP = '''"""Not the sample app: a WSGI callable named `application` that knows /ping only."""
+
+
+def application(environ, start_response):
+    found = environ.get("PATH_INFO") == "/ping"
+    start_response("200 OK" if found else "404 Not Found",
+                   [("Content-Type", "text/plain"), ("X-App-Version", "own-1.0")])
+    return [b"pong\\n" if found else b"not here\\n"]
+'''
+
+
+def test_your_own_app_deploys_once_told_its_release_command_and_health_path(host, ansible_playbook,
+                                                                            tmp_path_factory):
+    src = tmp_path_factory.mktemp("own-app")
+    (src / "hello.py").write_text(OWN_APP)
+    (src / "requirements.txt").write_text("# nothing beyond the standard library\n")
+    serving = current_release(host)
+    own = {"python_app_src": str(src), "gunicorn_supervisor_bind": f"unix:{SOCKET}",
+           "gunicorn_supervisor_wsgi_app": "hello:application", "gunicorn_supervisor_health_retries": 3}
+
+    # The sample app's release command (flask db upgrade) means nothing to it: the run stops there,
+    # naming the variable, and nothing switches.
+    run = ansible_playbook("converge.yml", extra_vars=own)
+    assert run.rc != 0 and "python_app_release_command" in " ".join(run.failure_messages), run.describe()
+    assert current_release(host) == serving
+
+    # No release command: now the health gate refuses it (404 at /healthz) and says what to set.
+    run = ansible_playbook("converge.yml", extra_vars={**own, "python_app_release_command": []})
+    assert run.rc != 0, run.describe()
+    message = " ".join(run.failure_messages)
+    assert "failed its health gate: GET /healthz" in message and "gunicorn_supervisor_healthz_path" in message, message
+    assert current_release(host) == serving
+
+    # Told its health path, it serves.
+    run = ansible_playbook("converge.yml", extra_vars={**own, "python_app_release_command": [],
+                                                       "gunicorn_supervisor_healthz_path": "/ping"})
+    assert run.rc == 0, run.describe()
+    assert current_release(host) != serving
+    pong = get(host, f"unix:{SOCKET}", "/ping", user="www-data")
+    assert (pong["status"], pong["body"], pong["headers"].get("X-App-Version")) == (200, "pong\n", "own-1.0"), pong
+    assert get(host, f"unix:{SOCKET}", "/healthz", user="www-data")["status"] == 404

@@ -168,7 +168,8 @@ def test_rollback_makes_the_previous_release_current(host, ansible_playbook):
 def test_git_source_deploys_the_tagged_commit(host, ansible_playbook):
     setup = host.run(
         "set -e; rm -rf /srv/git /tmp/gf-work; git init -q --bare /srv/git/app.git; "
-        f"mkdir /tmp/gf-work; cd {APP_ROOT}/current; cp -r app.py VERSION requirements.txt static /tmp/gf-work; "
+        f"mkdir /tmp/gf-work; cd {APP_ROOT}/current; "
+        "cp -r app.py manage.py VERSION requirements.txt static migrations /tmp/gf-work; "
         "cd /tmp/gf-work; "
         "echo 7.0.0 > VERSION; git init -q; git add -A; "
         "git -c user.name=t -c user.email=t@example.com commit -qm v7; git tag v7.0.0; "
@@ -248,3 +249,63 @@ def test_a_requirement_that_runs_code_at_install_cannot_write_outside_its_venv(h
     assert "hostile-probe" in as_app_user(host, "venv/bin/pip freeze").stdout.lower()
     assert host.run(f"find {release}/venv ! -user root").stdout == "", "the build user still owns part of the venv"
     assert host.run(f"pgrep -u {BUILD_USER}").rc == 1, "a process of the build outlived it"
+
+
+# --- the release command --------------------------------------------------------------------------
+
+# What the probe command writes: who ran it, where, with which environment, and whether it could
+# write into its own release (it must not: the code is root's). One line: an argument holds no
+# control character.
+RELEASE_PROBE = (
+    "import json, os, pwd; json.dump({'user': pwd.getpwuid(os.getuid()).pw_name, 'cwd': os.getcwd(), "
+    "'path': os.environ.get('PATH'), 'greeting': os.environ.get('APP_GREETING'), "
+    "'ansible': sorted(k for k in os.environ if k.startswith('ANSIBLE')), "
+    "'release_writable': os.access(os.getcwd(), os.W_OK)}, open('/tmp/gigaflask-release-command.json', 'w'))"
+)
+
+
+def test_the_default_release_command_migrated_the_sample_app(host):
+    # The converge ran the sample app's `flask db upgrade` (no DATABASE_URL here: an in-memory
+    # database) and recorded it in the release, root's.
+    record = host.file(f"{current_release(host)}/.release-command.json")
+    assert record.exists and record.user == "root" and record.mode == 0o644
+    assert json.loads(record.content_string)["command"] == ["flask", "--app", "manage", "db", "upgrade"]
+
+
+def test_the_release_command_runs_once_per_release_as_the_app_user_before_it_is_current(
+        host, ansible_playbook, tmp_path_factory):
+    src = copy_app(tmp_path_factory, "app-9.0.0", "9.0.0")
+    command = {"python_app_src": str(src), "python_app_release_command": ["python", "-c", RELEASE_PROBE]}
+    host.run("rm -f /tmp/gigaflask-release-command.json")
+    run = ansible_playbook("converge.yml", extra_vars=command)
+    assert run.rc == 0, run.describe()
+    release = current_release(host)
+    assert host.file(f"{release}/VERSION").content_string.strip() == "9.0.0"
+    probe = host.file("/tmp/gigaflask-release-command.json")
+    assert probe.exists, "the release command never ran"
+    probe = json.loads(probe.content_string)
+    assert probe["user"] == APP_USER and probe["cwd"] == release, probe
+    assert probe["path"].startswith(f"{release}/venv/bin:"), probe
+    assert probe["greeting"] == GREETING and probe["ansible"] == [], probe
+    assert probe["release_writable"] is False, f"the release command may write into its release: {probe}"
+    # Once per release: the same release again runs nothing and changes nothing.
+    host.run("rm -f /tmp/gigaflask-release-command.json")
+    assert_no_changes(ansible_playbook("converge.yml", extra_vars=command))
+    assert not host.file("/tmp/gigaflask-release-command.json").exists, "the release command ran twice"
+
+
+def test_a_failing_release_command_stops_the_run_and_nothing_switches(host, ansible_playbook, tmp_path_factory):
+    before = current_release(host)
+    src = copy_app(tmp_path_factory, "app-10.0.0", "10.0.0")
+    failing = ["python", "-c", "import sys; print('migration 0002 failed: column exists'); sys.exit(3)"]
+    run = ansible_playbook("converge.yml", extra_vars={"python_app_src": str(src),
+                                                       "python_app_release_command": failing})
+    assert run.rc != 0, run.describe()
+    message = " ".join(run.failure_messages)
+    assert "python_app_release_command" in message and "exit code 3" in message, message
+    assert "migration 0002 failed: column exists" in message, message
+    assert current_release(host) == before, "current moved to a release whose release command failed"
+    built = [path for path in releases(host) if not before.endswith(path)]
+    failed = [path for path in built
+              if host.file(f"{APP_ROOT}/releases/{path}/VERSION").content_string.strip() == "10.0.0"]
+    assert failed and not host.file(f"{APP_ROOT}/releases/{failed[0]}/.release-command.json").exists
