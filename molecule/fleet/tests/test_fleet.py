@@ -171,21 +171,14 @@ def test_pg_hba_and_ufw_admit_exactly_the_web_hosts():
     assert sorted(line.split("#")[0].split()[-1] for line in ufw) == sorted(web), ufw
 
 
-@pytest.fixture(scope="module")
-def psql_on_web_hosts():
-    """psql on each web host (the client only: the app's own driver is the app's business)."""
-    for name in NAMES:
-        droplet_host(name).check_output(
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-client")
-
-
 def app_psql(name, sql):
-    """sql as the app user on a web host, with the DATABASE_URL of its environment file and nothing else."""
+    """sql as the app user on a web host, with the DATABASE_URL of its environment file and nothing else
+    (psql: site.yml gives the web hosts the client when the database has its own host)."""
     return droplet_host(name).run(f"runuser -u {APP_USER} -- sh -c 'set -a; . {APP_ENV}; "
                                   f"psql \"$DATABASE_URL\" -v ON_ERROR_STOP=1 -Atc \"{sql}\"'")
 
 
-def test_a_row_written_through_one_web_host_is_read_through_the_other(psql_on_web_hosts):
+def test_a_row_written_through_one_web_host_is_read_through_the_other():
     first, second = NAMES
     marker = time.time_ns()   # a number: no quotes to survive two shells
     try:
@@ -218,9 +211,6 @@ def https_request(address, method, path, body=None):
 
 def test_a_note_posted_through_one_web_host_is_read_through_the_other():
     first, second = DROPLETS
-    status, _ = https_request(second["address"], "GET", "/notes")
-    if status == 404:
-        pytest.skip("this app has no /notes (the row test above covers the shared database)")
     marker = f"fleet-note-{time.time_ns()}"
     status, answer = https_request(first["address"], "POST", "/notes", {"body": marker})
     assert status == 201, (status, answer)
@@ -243,3 +233,42 @@ def test_postgresql_is_closed_to_an_address_not_in_web():
     login = db.run(f"PGPASSWORD=$(cat {PASSWORD_FILE}) PGCONNECT_TIMEOUT=5 psql -h {DB['address']} -U gigaflask "
                    "-d gigaflask -Atc 'select 1'")
     assert login.rc != 0 and "no pg_hba.conf entry" in login.stderr, login.stdout + login.stderr
+
+
+# --- status.yml with the database on its own host ----------------------------------------------------
+
+def status_reports(run):
+    """Each web host's report lines, by host."""
+    for task in run.tasks:
+        if task["task"]["name"] == "Report the health of this server":
+            return {host: "\n".join(result["msg"]) for host, result in task["hosts"].items()}
+    raise AssertionError(run.describe())
+
+
+def test_status_checks_the_database_host_from_each_web_host(ansible_playbook):
+    run = ansible_playbook("playbooks/status.yml", check=True)
+    assert_no_changes(run)
+    reports = status_reports(run)
+    assert sorted(reports) == sorted(NAMES), run.describe()
+    for name, report in reports.items():
+        assert "FAIL" not in report, report
+        # pg_isready over the network from the web host, the login with its DATABASE_URL, and the
+        # backup timer read on the database host (it has not fired yet).
+        assert f"  ok    postgresql: {DB['address']}:5432 - accepting connections" in report, report
+        assert f"  ok    database login: {APP_USER} logs in as gigaflask to gigaflask" in report, report
+        assert "  ok    backup: no dump yet; the timer has not fired since it was set up" in report, report
+
+
+def test_status_fails_on_every_web_host_when_the_database_host_stops(ansible_playbook):
+    db = droplet_host(DB["instance"])
+    db.run_expect([0], "systemctl stop postgresql")
+    try:
+        run = ansible_playbook("playbooks/status.yml")
+    finally:
+        db.run_expect([0], "systemctl start postgresql")
+    assert run.rc != 0 and run.changed == 0, run.describe()
+    reports = status_reports(run)
+    for name in NAMES:
+        assert f"  FAIL  postgresql: {DB['address']}:5432 - no response" in reports[name], reports[name]
+        assert f"  FAIL  database login: {APP_USER} cannot log in" in reports[name], reports[name]
+    assert_no_changes(ansible_playbook("playbooks/status.yml"))
