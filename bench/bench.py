@@ -381,6 +381,29 @@ def main():
         r["fig6"] = {"hosts": scale_hosts, "seconds": many.seconds, "one": cold.seconds,
                      "command": many.command(), "ratio": many.seconds / cold.seconds}
 
+        # ------------------------------------------------------------ 7. the other releases
+        # Figures 1 and 2 on 20.04; here the same cold converge and no-change run on 22.04 and 24.04,
+        # one fresh droplet at a time (smoke: 24.04 on the scale tags only).
+        releases = {}
+        for release, image in gf.RELEASE_IMAGES.items():
+            if smoke and release != "noble":
+                continue
+            release_d = gf.Droplets(out / release, [gf.name(release)], group_vars=BENCH_VARS, image=image)
+            everything.append(release_d)
+            release_d.create()
+            first = gf.playbook(release_d, "site.yml", out, f"fig7-{release}-cold-converge", tags=scale_tags)
+            again = gf.playbook(release_d, "site.yml", out, f"fig7-{release}-second-run", tags=scale_tags)
+            releases[release] = {"image": image, "cold": first.seconds, "cold_tasks": first.tasks,
+                                 "cold_changed": first.changed, "command": first.command(),
+                                 "second": again.seconds, "second_tasks": again.tasks,
+                                 "second_changed": again.changed, "share": again.seconds / first.seconds}
+            release_d.destroy()
+        r["fig7"] = {"focal": {"image": gf.SSHD_IMAGE, "cold": cold.seconds, "cold_tasks": cold.tasks,
+                               "cold_changed": cold.changed, "command": cold.command(),
+                               "second": noop.seconds, "second_tasks": noop.tasks,
+                               "second_changed": noop.changed, "share": noop.seconds / cold.seconds},
+                     **releases}
+
     finally:
         pool.shutdown(wait=True)
         gf.run(["docker", "rm", "-f", target + "-wrk"], check=False)

@@ -19,6 +19,8 @@ sys.path.insert(0, str(ROOT))  # bench and audit share the tests' helpers (tests
 VENV_BIN = ROOT / ".venv" / "bin"
 INSTANCE = os.environ.get("GF_INSTANCE", "bench")
 SSHD_IMAGE = "gigaflask/ubuntu2004:sshd"
+# The other releases the stack supports (figure 7: the cold converge and the no-change run on each).
+RELEASE_IMAGES = {"jammy": "gigaflask/ubuntu2204:sshd", "noble": "gigaflask/ubuntu2404:sshd"}
 DOMAIN = "example.com"  # group_vars/all.yml's gigaflask_domain
 
 
@@ -74,12 +76,13 @@ def name(role):
 class Droplets:
     """A set of fresh droplet containers with their own key pair and inventory in `directory`."""
 
-    def __init__(self, directory, names, group_vars=None):
+    def __init__(self, directory, names, group_vars=None, image=SSHD_IMAGE):
         self.group_vars = group_vars or {}
         self.dir = Path(directory).resolve()
         self.names = list(names)
+        self.image = image
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.extra = json.dumps({"droplets": [{"name": n, "groups": ["web"]} for n in self.names],
+        self.extra = json.dumps({"droplets": [{"name": n, "groups": ["web"], "image": image} for n in self.names],
                                  "droplets_dir": str(self.dir)})
 
     @property

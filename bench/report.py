@@ -139,6 +139,10 @@ def write(r, path, chart_path):
         f"{f5['tutorial']['requests']} | (reported) | |")
     add(f"| 6 | {f6['hosts']} hosts / 1 host | {f6['seconds']:.0f} s / {f6['one']:.0f} s = "
         f"**{f6['ratio']:.2f}x** | <= 2x | {met(f6['ratio'] <= GOALS['scale'])} |")
+    if r.get("fig7"):
+        each = "; ".join(f"{release} {row['cold']:.0f} s / {row['second']:.0f} s ({row['share'] * 100:.0f}%, "
+                         f"changed={row['second_changed']})" for release, row in r["fig7"].items())
+        add(f"| 7 | each release: cold converge / second run | {each} | (reported) | |")
     add("")
 
     add("## 1. Cold converge vs the floor")
@@ -267,6 +271,24 @@ def write(r, path, chart_path):
     add("")
     add("FIG6_NOTES")
     add("")
+
+    f7 = r.get("fig7")
+    if f7:
+        add("## 7. Each release")
+        add("")
+        add("The cold converge of figure 1 and the no-change run of figure 2 on a fresh droplet of each "
+            "supported release (20.04 is figures 1 and 2 themselves), one after the other in this run"
+            + (" (smoke: 24.04 on `--tags users` only)" if smoke else "") + ".")
+        add("")
+        add("| release | image | cold converge | tasks | changed | second run | changed | second / cold |")
+        add("|---|---|---:|---:|---:|---:|---:|---:|")
+        for release, row in f7.items():
+            add(f"| {release} | `{row['image']}` | {row['cold']:.0f} s | {row['cold_tasks']} | "
+                f"{row['cold_changed']} | {row['second']:.0f} s | {row['second_changed']} | "
+                f"{row['share'] * 100:.0f}% |")
+        add("")
+        add("Commands: " + "; ".join(f"{release}: `{row['command']}`" for release, row in f7.items()))
+        add("")
     text = "\n".join(out) + "\n"
     notes_path = path.parent / "NOTES.md"
     notes = {}
