@@ -28,6 +28,14 @@ def _options(*extra):
         args += ["-o", option]
     return args
 
+# ssh-audit's built-in hardened server policy for each Ubuntu release (`ssh-audit -L`), by codename:
+# the one users_ssh's default algorithms must pass on that release.
+HARDENED_POLICY = {
+    "focal": "Hardened Ubuntu Server 20.04 LTS (version 5)",
+    "jammy": "Hardened Ubuntu Server 22.04 LTS (version 6)",
+    "noble": "Hardened Ubuntu Server 24.04 LTS (version 2)",
+}
+
 # ufw's `limit` rejects the 6th new connection from one address within 30 s; sshd then looks
 # refused at the TCP level. That is the firewall working, not an answer about the credentials.
 RATE_LIMIT_WINDOW = 31

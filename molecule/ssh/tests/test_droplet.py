@@ -14,11 +14,10 @@ import pytest
 from conftest import assert_rejected_naming, journal
 from tests.lib.droplets import docker_hosts, instances, write_inventory
 from tests.lib.listeners import connects, listening
-from tests.lib.ssh import assert_password_login_is_refused, container_pid, ssh, ssh_audit
+from tests.lib.ssh import HARDENED_POLICY, assert_password_login_is_refused, container_pid, ssh, ssh_audit
 
 testinfra_hosts = docker_hosts("web")
 
-POLICY = "Hardened Ubuntu Server 20.04 LTS (version 5)"
 USER = "deploy"  # users_ssh_user in molecule.yml
 DROPLET = (instances("web") or [{}])[0]
 FRESH = (instances("fresh") or [{}])[0]
@@ -90,10 +89,11 @@ def test_effective_sshd_settings_win_over_the_droplet_defaults(host, user):
                       "kbdinteractiveauthentication": ["no"], "pubkeyauthentication": ["yes"], "port": ["22"]}
 
 
-def test_ssh_audit_hardened_ubuntu_20_04_policy_passes(host):
+def test_ssh_audit_hardened_policy_of_the_release_passes(host):
     # From inside the droplet's network namespace, to its own address: ssh-audit opens ~16
     # connections at once, which ufw's `limit` on port 22 rightly refuses from outside.
-    audit = ssh_audit(ADDRESS, POLICY, netns_pid=container_pid(DROPLET["instance"]))
+    policy = HARDENED_POLICY[host.system_info.codename]
+    audit = ssh_audit(ADDRESS, policy, netns_pid=container_pid(DROPLET["instance"]))
     assert audit.returncode == 0 and "Passed" in audit.stdout, audit.stdout + audit.stderr + journal(host, "ssh")
 
 
