@@ -9,6 +9,8 @@
   group or address more than the role allows (a Match block that changes authentication, an Include).
 - `ssh_key_lines`, `ssh_key_file_problems`: the public keys in a key file, and the files that hold
   anything else (without showing what: it may be a private key).
+- `sshd_listen_ports`: the TCP ports sshd accepts connections on now, from `ss -Hltnp` (sshd binds
+  them itself) or `systemctl show ssh.socket --property=Listen` (systemd holds them for sshd).
 """
 import re
 
@@ -22,7 +24,7 @@ DOCUMENTATION = r"""
   description:
     - Filters of the gigaflask.stack collection for OpenSSH's server configuration and public keys
       (sshd_connection_specs, sshd_test_results, sshd_effective_problems, sshd_drop_in_problems,
-      ssh_key_lines, ssh_key_file_problems).
+      ssh_key_lines, ssh_key_file_problems, sshd_listen_ports).
   positional: _input
   options:
     _input:
@@ -105,7 +107,8 @@ def _connection_problems(result, single, multi, port):
         if missing:
             problems.append('%s lacks "%s"' % (keyword, '", "'.join(missing)))
     if port is not None:
-        stray = [v for v in settings.get("listenaddress", []) if not v.endswith(":%s" % port)]
+        ports = [str(p) for p in (port if isinstance(port, (list, tuple)) else [port])]
+        stray = [v for v in settings.get("listenaddress", []) if v.rpartition(":")[2] not in ports]
         if stray:
             problems.append('listenaddress adds "%s"' % '", "'.join(stray))
     return problems
@@ -116,7 +119,8 @@ def sshd_effective_problems(results, single, multi, port=None):
     the connections it concerns ("every connection" when all of them).
 
     `single`: {keyword: value} sshd must print exactly; `multi`: {keyword: [values]} sshd
-    accumulates across files, which must be exactly these; `port`: every ListenAddress must use it.
+    accumulates across files, which must be exactly these; `port`: every ListenAddress must use it (or
+    one of them, given a list: sshd listens on the old and the new port while users_ssh moves it).
     Answers with a non-zero exit code are not judged here (see `rc`).
     """
     if not isinstance(results, list) or not isinstance(single, dict) or not isinstance(multi, dict):
@@ -191,6 +195,32 @@ def ssh_key_file_problems(files, variable="users_ssh_authorized_key_files"):
     return problems
 
 
+# `ss -Hltnp`: "LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=34,fd=3))", IPv6 as [::]:22.
+SS_LINE = re.compile(r"^\S+\s+\d+\s+\d+\s+(\S+):(\d+)\s+\S+\s+users:\((.*)\)\s*$")
+# `systemctl show ssh.socket --property=Listen`: "Listen=0.0.0.0:22 (Stream)", one line per address.
+SOCKET_LINE = re.compile(r"^Listen=(\S+):(\d+) \(Stream\)$")
+
+
+def sshd_listen_ports(text):
+    """The sorted TCP ports sshd takes connections on, from either probe's output.
+
+    ss lines count only when an `sshd` process holds the socket (other daemons' ports are not
+    sshd's to move); ssh.socket's Listen lines all belong to sshd.
+    """
+    if not isinstance(text, str):
+        raise AnsibleFilterError("sshd_listen_ports expects the output of ss or systemctl show as a string")
+    ports = set()
+    for line in text.splitlines():
+        line = line.strip()
+        ss = SS_LINE.match(line)
+        socket = SOCKET_LINE.match(line)
+        if ss and '("sshd",' in ss.group(3):
+            ports.add(int(ss.group(2)))
+        elif socket:
+            ports.add(int(socket.group(2)))
+    return sorted(ports)
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -200,4 +230,5 @@ class FilterModule(object):
             "sshd_drop_in_problems": sshd_drop_in_problems,
             "ssh_key_lines": ssh_key_lines,
             "ssh_key_file_problems": ssh_key_file_problems,
+            "sshd_listen_ports": sshd_listen_ports,
         }

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.gigaflask.stack.plugins.filter.sshd import (
-    sshd_connection_specs, sshd_drop_in_problems, sshd_effective_problems, sshd_test_results,
+    sshd_connection_specs, sshd_drop_in_problems, sshd_effective_problems, sshd_listen_ports, sshd_test_results,
     ssh_key_file_problems, ssh_key_lines)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sshd"
@@ -206,3 +206,37 @@ def test_a_private_key_given_as_key_file_is_named_and_never_shown():
     private = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
     found = ssh_key_file_problems([["/home/me/.ssh/id_ed25519", private]])
     assert found == ["users_ssh_authorized_key_files: /home/me/.ssh/id_ed25519 holds a private key; give the .pub file"]
+
+
+# What sshd listens on, captured from the test images: `ss -Hltnp` on 20.04 while sshd took an old
+# and a new port; on 24.04 `ss` while ssh.socket holds port 22 before any connection started
+# ssh.service (systemd's sockets only), `ss` once it has, and ssh.socket's own Listen property.
+def listen_fixture(name):
+    return (FIXTURES / "listen" / f"{name}.txt").read_text()
+
+
+def test_listen_ports_are_the_sockets_sshd_holds_other_daemons_left_out():
+    assert sshd_listen_ports(listen_fixture("ubuntu2004-ss-two-ports")) == [22, 2222]
+    assert sshd_listen_ports(listen_fixture("ubuntu2404-ss-activated")) == [22, 2222]
+
+
+def test_listen_ports_of_a_socket_activated_sshd_come_from_ssh_socket_not_ss():
+    # Before the first connection only systemd holds the socket: ss names no sshd, hence the
+    # per-release probe (users_ssh vars/main.yml) asks ssh.socket on 24.04.
+    assert sshd_listen_ports(listen_fixture("ubuntu2404-ss-not-activated")) == []
+    assert sshd_listen_ports(listen_fixture("ubuntu2404-socket-2222")) == [2222]
+    assert sshd_listen_ports("") == []
+
+
+def test_listen_ports_refuse_what_is_not_text():
+    from ansible.errors import AnsibleFilterError
+    with pytest.raises(AnsibleFilterError):
+        sshd_listen_ports(None)
+
+
+def test_listen_addresses_on_any_of_the_ports_being_moved_between_are_accepted():
+    result = [{"spec": "s", "rc": 0, "settings": {"port": ["22", "2222"],
+                                                  "listenaddress": ["0.0.0.0:2222", "0.0.0.0:22", "[::]:2222"]}}]
+    assert sshd_effective_problems(result, {}, {"port": ["22", "2222"]}, [22, 2222]) == []
+    assert sshd_effective_problems(result, {}, {"port": ["22", "2222"]}, 2222) == [
+        'listenaddress adds "0.0.0.0:22" (for every connection)']

@@ -5,6 +5,7 @@ internet. Testinfra itself inspects the droplet with `docker exec`: root is refu
 """
 import os
 import re
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -256,3 +257,95 @@ def test_check_mode_on_converged_host_changes_nothing(ansible_playbook, tmp_path
     still_root = ssh(FRESH["address"], "root", "id -un; id deploy || true", key=FRESH["identity_file"])
     assert still_root.returncode == 0 and still_root.stdout.splitlines()[0] == "root", still_root.stderr
     assert "no such user" in still_root.stdout + still_root.stderr
+
+
+# Issue 14: moving sshd to another port. In this order (Testinfra runs the tests that take `host`
+# first, in file order, then the others): the first leaves the droplet on NEW_PORT, the second
+# starts from there and ends on port 22 again, where every other test expects sshd.
+NEW_PORT = 2222
+BLOCKED_PORT = 2022
+
+
+def droplet_inventory(tmp_path, port):
+    """The droplet alone, reached on `port`: the inventory an operator edits after a port change
+    (ansible_port in the inventory, not -e, which would outrank the role's login on the new port)."""
+    hosts = {DROPLET["instance"]: {
+        "ansible_host": ADDRESS, "ansible_port": port, "ansible_user": "root",
+        "ansible_ssh_private_key_file": KEY,
+        "ansible_ssh_common_args": "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no",
+        "users_ssh_user": USER, "users_ssh_authorized_key_files": [f"{KEY}.pub"],
+        "hardening_ufw_fail2ban_ignore_ips": [CONTROLLER]}}
+    return write_inventory(tmp_path / f"inventory-{port}.json", hosts)
+
+
+def sshd_ports(host):
+    """The ports sshd takes connections on inside the droplet: those an sshd process holds (ss), and
+    those of ssh.socket while it is active (24.04, where systemd holds them until ssh.service runs)."""
+    socket_unit = host.run("systemctl is-active --quiet ssh.socket && "
+                           "systemctl show ssh.socket --property=Listen").stdout
+    sshd = host.check_output("ss -Hltnp")
+    found = sorted({int(port) for port in re.findall(r":(\d+) \(Stream\)", socket_unit)}
+                   | {int(port) for port in re.findall(r":(\d+)\s+\S+\s+users:\(\(\"sshd\"", sshd)})
+    return found, socket_unit + sshd
+
+
+def refused(address, port, timeout=5):
+    """Whether the droplet answers a TCP connection to `port` with a reset (nothing listens)."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+
+
+def test_a_port_change_applies_over_ssh_and_closes_the_old_port(ansible_playbook, host, tmp_path):
+    """The operator sets users_ssh_port and runs the playbook through the old port: on every release
+    (24.04 through ssh.socket) sshd then takes the deploy user on the new port only, the firewall
+    lets it through, and the next run, through the new port, changes nothing."""
+    run = ansible_playbook("converge.yml", inventory=droplet_inventory(tmp_path, 22),
+                           extra_vars={"users_ssh_port": NEW_PORT})
+    assert run.rc == 0 and run.failed == 0, run.describe()
+    moved = [name.rpartition(" : ")[2] for name, _, _ in run.results("changed")]
+    assert "Close the old ports" in moved, run.describe()
+    login = ssh(ADDRESS, USER, "id -un; sudo -n id -u", key=KEY, port=NEW_PORT)
+    assert login.returncode == 0 and login.stdout.split() == [USER, "0"], login.stderr + journal(host, "ssh")
+    ports, listeners = sshd_ports(host)
+    assert ports == [NEW_PORT], listeners
+    assert refused(ADDRESS, 22), listeners + host.check_output("ufw status")
+    assert effective(host, USER)["port"] == [str(NEW_PORT)]
+    assert "Port 22\n" not in host.file("/etc/ssh/sshd_config").content_string
+    status = host.check_output("ufw status")
+    assert re.search(rf"^{NEW_PORT}/tcp\s+LIMIT\s+Anywhere\s+# SSH$", status, re.M), status
+    again = ansible_playbook("converge.yml", inventory=droplet_inventory(tmp_path, NEW_PORT),
+                             extra_vars={"users_ssh_port": NEW_PORT})
+    assert again.rc == 0 and again.failed == 0, again.describe()
+    assert again.changed == 0, again.describe()
+    assert login_report(again) == {DROPLET["instance"]: USER}, again.describe()
+
+
+def test_a_new_port_the_deploy_user_cannot_reach_leaves_the_old_port_open(ansible_playbook, host, tmp_path):
+    """The lock-out guard: a firewall outside the role's reach (the provider's, played by an iptables
+    rule ahead of ufw's) drops the new port. The run stops naming it and sshd still takes the deploy
+    user on the old port. The next run, with the drop lifted and port 22 set again, closes both
+    other ports: a failed move leaves nothing behind."""
+    block = f"INPUT -p tcp --dport {BLOCKED_PORT} -j DROP"
+    host.run_expect([0], f"iptables -I {block}")
+    try:
+        run = ansible_playbook("converge.yml", inventory=droplet_inventory(tmp_path, NEW_PORT),
+                               extra_vars={"users_ssh_port": BLOCKED_PORT})
+        ports, listeners = sshd_ports(host)
+        kept = ssh(ADDRESS, USER, "id -un", key=KEY, port=NEW_PORT)
+    finally:
+        host.run_expect([0], f"iptables -D {block}")
+    assert run.rc != 0, run.describe()
+    assert any(f"on the new port {BLOCKED_PORT}" in message for message in run.failure_messages), run.describe()
+    assert kept.returncode == 0 and kept.stdout.strip() == USER, kept.stderr + journal(host, "ssh")
+    assert ports == sorted([BLOCKED_PORT, NEW_PORT]), listeners
+    back = ansible_playbook("converge.yml", inventory=droplet_inventory(tmp_path, NEW_PORT))
+    assert back.rc == 0 and back.failed == 0, back.describe()
+    login = ssh(ADDRESS, USER, "id -un", key=KEY)
+    assert login.returncode == 0 and login.stdout.strip() == USER, login.stderr
+    ports, listeners = sshd_ports(host)
+    assert ports == [22] and refused(ADDRESS, NEW_PORT) and refused(ADDRESS, BLOCKED_PORT), listeners
