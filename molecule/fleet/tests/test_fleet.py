@@ -39,18 +39,9 @@ def droplet_host(name):
 
 def served_version(address):
     """X-App-Version of https://DOMAIN/ at one droplet's address, from the controller."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection((address, 443), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname=DOMAIN) as tls:
-            conn = http.client.HTTPConnection(DOMAIN)
-            conn.sock = tls
-            conn.request("GET", "/", headers={"Host": DOMAIN, "Connection": "close"})
-            response = conn.getresponse()
-            response.read()
-            assert response.status == 200, response.status
-            return response.getheader("X-App-Version")
+    status, _, headers = https_request(address, "GET", "/")
+    assert status == 200, status
+    return headers.get("X-App-Version")
 
 
 def test_one_site_run_converged_both_hosts_at_once():
@@ -192,7 +183,8 @@ def test_a_row_written_through_one_web_host_is_read_through_the_other():
 
 
 def https_request(address, method, path, body=None):
-    """One request to https://DOMAIN<path> at a droplet's address: (status, body)."""
+    """One request to https://DOMAIN<path> at a droplet's address, with DOMAIN in SNI and Host:
+    (status, body, headers)."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -206,15 +198,15 @@ def https_request(address, method, path, body=None):
                 body = urllib.parse.urlencode(body)
             conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
-            return response.status, response.read()
+            return response.status, response.read(), response.headers
 
 
 def test_a_note_posted_through_one_web_host_is_read_through_the_other():
     first, second = DROPLETS
     marker = f"fleet-note-{time.time_ns()}"
-    status, answer = https_request(first["address"], "POST", "/notes", {"body": marker})
+    status, answer, _ = https_request(first["address"], "POST", "/notes", {"body": marker})
     assert status == 201, (status, answer)
-    status, answer = https_request(second["address"], "GET", "/notes")
+    status, answer, _ = https_request(second["address"], "GET", "/notes")
     assert status == 200, (status, answer)
     assert marker in [note["body"] for note in json.loads(answer)["notes"]], answer
 
