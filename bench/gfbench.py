@@ -117,7 +117,7 @@ class Droplets:
 
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+"
                    r"skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)", re.M)
-PROFILE = re.compile(r"^(.+?) -{2,} (\d+\.\d+)s$", re.M)
+PROFILE = re.compile(r"^(.+?) -+ (\d+\.\d+)s$", re.M)
 
 
 class PlaybookRun:

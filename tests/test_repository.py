@@ -114,3 +114,19 @@ def test_pip_as_root_installs_wheels_only():
             found[f"{path.relative_to(ROOT)}: {task['name']}"] = (task.get("environment") or {}).get("PIP_ONLY_BINARY")
     assert len(found) >= 3, found
     assert {name: value for name, value in found.items() if value != ":all:"} == {}
+
+
+def test_site_installs_every_roles_packages_in_its_one_transaction():
+    """Each role's own install names variables that site.yml's up-front union lists too; a role whose
+    packages were missing there would still install them, but in a transaction of its own."""
+    site = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
+    play = next(p for p in site if p.get("hosts") == "web")
+    union = " ".join(str(entry["packages"]) for entry in play["vars"]["__site_role_packages"])
+    roles = {r["role"].rsplit(".", 1)[-1] for r in play["roles"]}
+    for role in sorted(roles - {"certbot"}):  # certbot installs its own, once configured
+        named = set()
+        for tasks in (ROOT / "roles" / role / "tasks").glob("*.yml"):
+            for value in re.findall(r"common_packages: (.+)", tasks.read_text()):
+                named |= set(re.findall(r"\b[a-z_]+_packages\b", value)) - {"common_packages"}
+        assert named, f"{role} installs no packages through gigaflask.stack.common"
+        assert all(name in union for name in named), f"playbooks/site.yml's __site_role_packages misses {named}"
