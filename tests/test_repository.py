@@ -1,4 +1,5 @@
 """Repository checks that need no container: the playbooks parse, variables reach roles, docs match."""
+import os
 import re
 import subprocess
 import sys
@@ -130,3 +131,12 @@ def test_site_installs_every_roles_packages_in_its_one_transaction():
                 named |= set(re.findall(r"\b[a-z_]+_packages\b", value)) - {"common_packages"}
         assert named, f"{role} installs no packages through gigaflask.stack.common"
         assert all(name in union for name in named), f"playbooks/site.yml's __site_role_packages misses {named}"
+
+
+def test_no_tracked_link_points_out_of_the_repository():
+    """A link committed from a worktree (say .venv -> another checkout's) is dangling in every clone."""
+    listed = subprocess.run(["git", "ls-files", "-s"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    links = [line.split("\t", 1)[1] for line in listed.splitlines() if line.startswith("120000 ")]
+    outside = [path for path in links if Path(os.readlink(ROOT / path)).is_absolute()
+               or not Path(os.path.normpath((ROOT / path).parent / os.readlink(ROOT / path))).is_relative_to(ROOT)]
+    assert outside == [], f"tracked links that leave the repository: {outside}"
