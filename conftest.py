@@ -3,6 +3,8 @@
 Molecule runs Testinfra with its provisioner environment (ANSIBLE_CONFIG, MOLECULE_INVENTORY_FILE,
 MOLECULE_SCENARIO_DIRECTORY ...), so these helpers drive ansible-playbook exactly as Molecule does.
 """
+import importlib.machinery
+import importlib.util
 import json
 import os
 import subprocess
@@ -17,6 +19,14 @@ ROOT = Path(__file__).resolve().parent
 # The repository is the gigaflask.stack collection (collections/ links it under its FQCN): plugin
 # unit tests import it as ansible_collections.gigaflask.stack, as Ansible loads it.
 sys.path.insert(0, str(ROOT / "collections"))
+
+
+def load_script(path, name):
+    """The Python script at path (no .py suffix: tools/test, a role's files/) as a module."""
+    loader = importlib.machinery.SourceFileLoader(name, str(path))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader))
+    loader.exec_module(module)
+    return module
 
 
 @dataclass

@@ -3,8 +3,6 @@ the state file, its choice of release, the env file, the root-only run directory
 as supervisord does it (as root, then dropping to an unprivileged user), with a stand-in gunicorn
 that reports who, where and with which sockets it was started.
 """
-import importlib.machinery
-import importlib.util
 import json
 import os
 import shutil
@@ -16,21 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 LAUNCHER = ROOT / "roles/gunicorn_supervisor/files/gunicorn-launch"
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the launcher starts as root, as under supervisord")
 
 
-def load_launcher():
-    loader = importlib.machinery.SourceFileLoader("gunicorn_launch", str(LAUNCHER))
-    spec = importlib.util.spec_from_loader("gunicorn_launch", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-launch = load_launcher()
+launch = load_script(LAUNCHER, "gunicorn_launch")
 
 
 @pytest.fixture

@@ -1,0 +1,51 @@
+"""tools/test's summary: under the table, why each failed stage failed, taken from its log (CI
+shows only the end of the output)."""
+from conftest import ROOT, load_script
+
+tools_test = load_script(ROOT / "tools/test", "tools_test")
+
+LOG = """\
+PLAY [Converge] ****
+TASK [gigaflask.stack.common : Install nginx] ****
+\x1b[0;31mfatal: [gf-fleet-1]: FAILED! => {"msg": "Failed to fetch nginx-core"}\x1b[0m
+ok: [gf-fleet-2]
+CRITICAL Ansible return code was 2, command was: ansible-playbook site.yml
+ERROR    [fleet > converge] Executed: Failed
+FAILED tests/test_fleet.py::test_rolling_deploy - AssertionError: 1 failed request
+"""
+
+
+def test_reasons_are_the_failed_tasks_actions_and_tests_without_colour(tmp_path):
+    log = tmp_path / "scenario.log"
+    log.write_text(LOG)
+    assert tools_test.reasons(log) == [
+        'fatal: [gf-fleet-1]: FAILED! => {"msg": "Failed to fetch nginx-core"}',
+        "CRITICAL Ansible return code was 2, command was: ansible-playbook site.yml",
+        "ERROR    [fleet > converge] Executed: Failed",
+        "FAILED tests/test_fleet.py::test_rolling_deploy - AssertionError: 1 failed request",
+    ]
+    assert tools_test.reasons(log, lines=1) == [LOG.splitlines()[-1]]
+
+
+def test_the_summary_ends_with_why_each_failed_stage_failed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tools_test, "ROOT", tmp_path)
+    monkeypatch.setattr(tools_test, "LOGS", tmp_path)
+    failed, passed, quiet = tmp_path / "failed.log", tmp_path / "passed.log", tmp_path / "quiet.log"
+    failed.write_text(LOG)
+    passed.write_text(LOG)
+    quiet.write_text("Traceback: killed\n")
+    summary = tools_test.Summary()
+    summary.add("scenario", "fleet@focal", False, 238, failed)
+    summary.add("scenario", "site@focal", True, 619, passed)
+    summary.add("scenario", "ssh@focal", False, 30, quiet)
+    capsys.readouterr()
+    summary.print(3653)
+    out = capsys.readouterr().out.splitlines()
+    total = next(i for i, line in enumerate(out) if line.startswith("total"))
+    assert out[total + 2:] == [
+        "why scenario fleet@focal failed (failed.log):",
+        *(f"  {line}" for line in tools_test.reasons(failed)),
+        "why scenario ssh@focal failed (quiet.log):",
+        "  (no failed task or test in the log)",
+    ]
+    assert (tmp_path / "summary.txt").read_text().splitlines() == out
