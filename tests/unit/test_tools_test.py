@@ -9,6 +9,10 @@ PLAY [Converge] ****
 TASK [gigaflask.stack.common : Install nginx] ****
 \x1b[0;31mfatal: [gf-fleet-1]: FAILED! => {"msg": "Failed to fetch nginx-core"}\x1b[0m
 ok: [gf-fleet-2]
+FAILED - RETRYING: [gf-fleet-2]: Wait until the program's slots are no longer starting (15 retries left).
+>       assert end_1 <= start_2
+E       AssertionError: the release commands ran at the same time
+E       assert '16:02:46' <= '16:02:44'
 CRITICAL Ansible return code was 2, command was: ansible-playbook site.yml
 ERROR    [fleet > converge] Executed: Failed
 FAILED tests/test_fleet.py::test_rolling_deploy - AssertionError: 1 failed request
@@ -20,6 +24,7 @@ def test_reasons_are_the_failed_tasks_actions_and_tests_without_colour(tmp_path)
     log.write_text(LOG)
     assert tools_test.reasons(log) == [
         'fatal: [gf-fleet-1]: FAILED! => {"msg": "Failed to fetch nginx-core"}',
+        "E       AssertionError: the release commands ran at the same time",
         "CRITICAL Ansible return code was 2, command was: ansible-playbook site.yml",
         "ERROR    [fleet > converge] Executed: Failed",
         "FAILED tests/test_fleet.py::test_rolling_deploy - AssertionError: 1 failed request",

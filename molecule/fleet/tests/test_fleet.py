@@ -60,6 +60,17 @@ def test_one_site_run_converged_both_hosts_at_once():
         assert served_version(droplet["address"]) is not None
 
 
+def test_the_first_converge_migrated_the_shared_database_from_one_host_at_a_time():
+    # Both hosts ran the release command (the sample app's `flask db upgrade`) against the one
+    # database in the same task: at once, alembic's CREATE TABLE fails on one of them.
+    spans = {}
+    for name in NAMES:
+        record = json.loads(droplet_host(name).file("/srv/gigaflask/current/.release-command.json").content_string)
+        spans[name] = (record["started"], record["ended"])
+    (start_1, end_1), (start_2, end_2) = sorted(spans.values())
+    assert end_1 <= start_2, f"the release commands ran at the same time: {spans}"
+
+
 def test_check_mode_on_converged_host_changes_nothing(ansible_playbook):
     assert_no_changes(ansible_playbook("site.yml", check=True, diff=True))
 
