@@ -14,7 +14,7 @@ help:
 	@echo "make setup       create .venv with the locked toolchain (requirements.txt, hash-checked)"
 	@echo "make lock        re-resolve requirements.in into requirements.txt (LOCK_ARGS=--upgrade: newest allowed)"
 	@echo "make images      build the local test images (no registry needed)"
-	@echo "make bench       measure speed against the floor and the tutorial -> bench/REPORT.md (< 15 min)"
+	@echo "make bench       measure speed against the floor and the tutorial -> bench/REPORT.md (about 35 min)"
 	@echo "make audit       ssh-audit, testssl.sh, gixy, lynis on a converged server -> bench/AUDIT.md"
 
 setup:
