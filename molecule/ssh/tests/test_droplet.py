@@ -192,6 +192,28 @@ def sshd_log_since(host, cursor):
     return host.check_output(f"journalctl -u ssh --after-cursor '{cursor}' -o cat --no-pager")
 
 
+def close_earlier_connections(host):
+    """End the SSH connections earlier tests' playbooks left open (ControlPersist keeps a master for
+    120 s after a run), wait until the droplet has none from the controller and sshd's journal has
+    stopped growing: its `Received disconnect from <controller>` lines belong to those old
+    connections, not to what is measured after this."""
+    for socket_path in (EPHEMERAL / "cp").glob("*"):
+        subprocess.run(["ssh", "-S", str(socket_path), "-O", "exit", "droplet"], capture_output=True, check=False)
+    established = f"ss -Htn state established '( sport = :22 and dst {CONTROLLER} )'"
+    for _ in range(30):
+        if not host.check_output(established):
+            break
+        time.sleep(0.5)
+    assert not host.check_output(established), host.check_output(established)
+    cursor = sshd_cursor(host)
+    for _ in range(20):
+        time.sleep(1)
+        cursor, last = sshd_cursor(host), cursor
+        if cursor == last:
+            return
+    raise AssertionError("sshd's journal kept growing: " + sshd_log_since(host, cursor))
+
+
 # The operator's typos: each bad value fails naming the variable before site.yml connects
 # anywhere, so none of them costs a login attempt fail2ban could count.
 TYPOS = [
@@ -211,6 +233,7 @@ def test_five_bad_runs_of_site_yml_make_no_ssh_connection_and_ban_nobody(ansible
     before = watched(host)
     host.run_expect([0], f"fail2ban-client set sshd delignoreip {CONTROLLER}")
     try:
+        close_earlier_connections(host)
         cursor = sshd_cursor(host)
         for extra_vars, variable in TYPOS:
             # A fresh control socket directory: no connection left open by an earlier run could
