@@ -54,3 +54,23 @@ def test_the_summary_ends_with_why_each_failed_stage_failed(tmp_path, monkeypatc
         "  (no failed task or test in the log)",
     ]
     assert (tmp_path / "summary.txt").read_text().splitlines() == out
+
+
+def test_stages_start_longest_first_and_the_bench_smoke_last_in_the_same_queue():
+    site, fleet, default = ("site", ROOT, "site"), ("fleet", ROOT, "fleet"), ("default", ROOT, "default")
+    jobs = [(default, "ubuntu2004"), (site, "ubuntu2004"), (fleet, "ubuntu2004"), (site, "ubuntu2404")]
+    durations = {"site@focal": 900, "fleet@focal": 920, "default@focal": 30}
+    assert tools_test.queue(jobs, durations, bench=True) == [
+        ("scenario", (fleet, "ubuntu2004")), ("scenario", (site, "ubuntu2004")),
+        ("scenario", (site, "ubuntu2404")), ("scenario", (default, "ubuntu2004")), ("bench", None)]
+    assert tools_test.queue(jobs, durations, bench=False)[-1] == ("scenario", (default, "ubuntu2004"))
+
+
+def test_a_clean_clone_orders_by_the_committed_durations_and_a_run_by_its_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(tools_test, "DURATIONS", tmp_path / "durations.json")
+    committed = tools_test.load_durations()
+    assert committed == tools_test.json.loads(tools_test.SEED_DURATIONS.read_text())
+    every_pair = {tools_test.job_id(job) for job in tools_test.matrix(tools_test.discover(), "all")}
+    assert set(committed) == every_pair
+    (tmp_path / "durations.json").write_text('{"site@focal": 1}')
+    assert tools_test.load_durations() == {"site@focal": 1}
